@@ -1,0 +1,1 @@
+//! RFC 4271 §8 finite state machine, sans-IO.

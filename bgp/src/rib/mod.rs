@@ -1,0 +1,1 @@
+//! Routing information bases: Adj-RIB-In, Loc-RIB, Adj-RIB-Out.

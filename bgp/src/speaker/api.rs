@@ -1,0 +1,133 @@
+//! Types the control API and the CLI share with the speaker.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::wire::Prefix;
+
+/// Which table `routes` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TableKind {
+    AdjIn,
+    #[default]
+    Loc,
+    AdjOut,
+    Fib,
+}
+
+/// One row of `bramble status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub peer: IpAddr,
+    pub asn: u32,
+    /// ebgp, ibgp, rr-client, mesh
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 4271 §8.2.2 state name: Idle, Connect, Active, OpenSent, OpenConfirm, Established.
+    pub state: String,
+    /// Unix seconds of the last state change.
+    pub since: u64,
+    pub received: u64,
+    pub accepted: u64,
+    pub advertised: u64,
+    /// Why the session is not up (last error, NOTIFICATION sent or received), or what it
+    /// negotiated.
+    pub info: String,
+}
+
+/// One path in a routes listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteEntry {
+    pub prefix: Prefix,
+    /// The peer the path came from (None = originated by this node).
+    pub peer: Option<IpAddr>,
+    pub next_hop: Option<IpAddr>,
+    pub as_path: Vec<u32>,
+    pub origin: String,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub communities: Vec<String>,
+    pub large_communities: Vec<String>,
+    /// In Loc-RIB: this path is the best one.
+    pub best: bool,
+    /// In Loc-RIB: this path is in the ECMP set.
+    pub ecmp: bool,
+    pub originator_id: Option<Ipv4Addr>,
+    pub cluster_list: Vec<Ipv4Addr>,
+    /// Why a path is not used (e.g. "as-path loop"), or a FIB error.
+    pub note: Option<String>,
+}
+
+/// An operator-originated route (`bramble routes announce`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce {
+    pub prefix: Prefix,
+    pub next_hop: Option<IpAddr>,
+    /// "ASN:VAL" strings, already validated.
+    pub communities: Vec<(u16, u16)>,
+}
+
+/// Requests the speaker answers.
+#[derive(Debug)]
+pub enum Request {
+    Status(oneshot::Sender<Vec<PeerStatus>>),
+    Routes {
+        table: TableKind,
+        peer: Option<IpAddr>,
+        reply: oneshot::Sender<Result<Vec<RouteEntry>, String>>,
+    },
+    Announce(Vec<Announce>, oneshot::Sender<Result<usize, String>>),
+    Withdraw(Vec<Prefix>, oneshot::Sender<Result<usize, String>>),
+    /// Send Cease to every peer and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cloneable handle to the speaker task.
+#[derive(Debug, Clone)]
+pub struct SpeakerHandle {
+    tx: mpsc::Sender<Request>,
+}
+
+/// The speaker task has stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the BGP speaker is not running")]
+pub struct SpeakerGone;
+
+impl SpeakerHandle {
+    pub fn new(tx: mpsc::Sender<Request>) -> Self {
+        Self { tx }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, SpeakerGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| SpeakerGone)?;
+        rx.await.map_err(|_| SpeakerGone)
+    }
+
+    pub async fn status(&self) -> Result<Vec<PeerStatus>, SpeakerGone> {
+        self.ask(Request::Status).await
+    }
+
+    pub async fn routes(
+        &self,
+        table: TableKind,
+        peer: Option<IpAddr>,
+    ) -> Result<Result<Vec<RouteEntry>, String>, SpeakerGone> {
+        self.ask(|reply| Request::Routes { table, peer, reply }).await
+    }
+
+    pub async fn announce(&self, routes: Vec<Announce>) -> Result<Result<usize, String>, SpeakerGone> {
+        self.ask(|reply| Request::Announce(routes, reply)).await
+    }
+
+    pub async fn withdraw(&self, prefixes: Vec<Prefix>) -> Result<Result<usize, String>, SpeakerGone> {
+        self.ask(|reply| Request::Withdraw(prefixes, reply)).await
+    }
+
+    pub async fn shutdown(&self) -> Result<(), SpeakerGone> {
+        self.ask(Request::Shutdown).await
+    }
+}

@@ -1,0 +1,6 @@
+//! The speaker actor: the one task that owns the RIBs. Sessions feed it events, the control
+//! API queries it through a [`SpeakerHandle`].
+
+mod api;
+
+pub use api::*;

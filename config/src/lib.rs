@@ -1,0 +1,1 @@
+//! Bramble configuration: TOML model, defaults, validation.

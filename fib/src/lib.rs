@@ -1,0 +1,1 @@
+//! Kernel FIB programming over rtnetlink.

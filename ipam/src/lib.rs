@@ -1,0 +1,1 @@
+//! IP address management on a durable block pool.
