@@ -4,6 +4,7 @@
 //! `session` owns the sockets, `rib` holds the routing tables, `speaker` ties them together.
 
 pub mod fsm;
+pub mod policy;
 pub mod rib;
 pub mod session;
 pub mod speaker;

@@ -101,7 +101,10 @@ impl SpeakerHandle {
         Self { tx }
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, SpeakerGone> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, SpeakerGone> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| SpeakerGone)?;
         rx.await.map_err(|_| SpeakerGone)
@@ -116,18 +119,57 @@ impl SpeakerHandle {
         table: TableKind,
         peer: Option<IpAddr>,
     ) -> Result<Result<Vec<RouteEntry>, String>, SpeakerGone> {
-        self.ask(|reply| Request::Routes { table, peer, reply }).await
+        self.ask(|reply| Request::Routes { table, peer, reply })
+            .await
     }
 
-    pub async fn announce(&self, routes: Vec<Announce>) -> Result<Result<usize, String>, SpeakerGone> {
+    pub async fn announce(
+        &self,
+        routes: Vec<Announce>,
+    ) -> Result<Result<usize, String>, SpeakerGone> {
         self.ask(|reply| Request::Announce(routes, reply)).await
     }
 
-    pub async fn withdraw(&self, prefixes: Vec<Prefix>) -> Result<Result<usize, String>, SpeakerGone> {
+    pub async fn withdraw(
+        &self,
+        prefixes: Vec<Prefix>,
+    ) -> Result<Result<usize, String>, SpeakerGone> {
         self.ask(|reply| Request::Withdraw(prefixes, reply)).await
     }
 
     pub async fn shutdown(&self) -> Result<(), SpeakerGone> {
         self.ask(Request::Shutdown).await
     }
+}
+
+/// Everything the speaker needs to run; the agent builds it from the config file.
+#[derive(Debug, Clone)]
+pub struct SpeakerConfig {
+    pub router_id: Ipv4Addr,
+    pub asn: u32,
+    /// Where to accept BGP connections; None = do not listen.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Default hold time offered in OPEN (RFC 4271 §4.2), seconds.
+    pub hold_time: u16,
+    pub graceful_restart: bool,
+    pub restart_time: u16,
+    pub peers: Vec<PeerSettings>,
+}
+
+/// One configured neighbour.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    pub address: IpAddr,
+    pub asn: u32,
+    pub port: u16,
+    /// Source address for the TCP connection (None = the kernel chooses).
+    pub local_address: Option<IpAddr>,
+    pub passive: bool,
+    /// Overrides `SpeakerConfig::hold_time` for this peer.
+    pub hold_time: Option<u16>,
+    pub families: Vec<crate::wire::Family>,
+    pub import: crate::policy::Filter,
+    pub export: crate::policy::Filter,
+    /// Seconds between connection attempts (RFC 4271 §8 ConnectRetryTimer).
+    pub connect_retry: u16,
 }
