@@ -1,0 +1,180 @@
+//! The validated, resolved configuration: plain values, every default filled in.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use bgp::policy::Filter;
+use bgp::wire::{Family, Prefix};
+
+/// Where the control socket lives unless `[api] socket` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/bramble/bramble.sock";
+/// `node.asn` when absent (first private 2-octet AS, RFC 6996).
+pub const DEFAULT_ASN: u32 = 64512;
+/// `ipam.path` when absent.
+pub const DEFAULT_IPAM_PATH: &str = "/var/lib/bramble/ipam";
+/// `ipam.etcd_endpoints` when `store = "etcd"` and the list is absent.
+pub const DEFAULT_ETCD_ENDPOINT: &str = "http://127.0.0.1:2379";
+
+/// A whole, valid Bramble configuration.
+///
+/// Keys beyond DESIGN.md's first sketch (the README lists them): per peer `local_address`,
+/// `hold_time`, `connect_retry`, `description` and `password_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub node: Node,
+    pub api: Api,
+    pub bgp: Bgp,
+    pub fib: Fib,
+    pub ipam: Ipam,
+}
+
+impl Config {
+    /// The configured BGP neighbours, in file order.
+    pub fn peers(&self) -> &[Peer] {
+        &self.bgp.peers
+    }
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Default: the host name.
+    pub name: String,
+    /// Default: the first global IPv4 address of the host (see [`crate::HostFacts`]).
+    pub router_id: Ipv4Addr,
+    /// Default 64512.
+    pub asn: u32,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Api {
+    /// Default `/run/bramble/bramble.sock`.
+    pub socket: PathBuf,
+    /// Prometheus endpoint; None = off.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// What this node originates for its container addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Advertise {
+    /// One /32 (or /128) per allocated address.
+    #[default]
+    HostRoutes,
+    /// Each block this node owns, plus /32s borrowed from other nodes' blocks.
+    Aggregate,
+}
+
+/// `[bgp]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bgp {
+    /// Where to accept BGP connections; None = do not listen.
+    pub listen: Option<SocketAddr>,
+    /// Seconds, 0 or 3..=65535 (RFC 4271 §4.2). Default 90.
+    pub hold_time: u16,
+    pub advertise: Advertise,
+    /// Default true.
+    pub graceful_restart: bool,
+    /// Seconds, 0..=4095 (RFC 4724 §3: a 12-bit field). Default 120.
+    pub restart_time: u16,
+    /// Set = this node is a route reflector (RFC 4456).
+    pub cluster_id: Option<Ipv4Addr>,
+    pub peers: Vec<Peer>,
+}
+
+/// The TCP MD5 key of a peer (RFC 2385): inline, or read from a file at connect time.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Password {
+    Inline(String),
+    File(PathBuf),
+}
+
+impl fmt::Debug for Password {
+    // Never print the key itself into logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Password::Inline(_) => f.write_str("Inline(<redacted>)"),
+            Password::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
+/// One `[[bgp.peers]]` entry with defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub address: IpAddr,
+    pub asn: u32,
+    /// Default 179.
+    pub port: u16,
+    /// Default false: connect as well as accept.
+    pub passive: bool,
+    pub password: Option<Password>,
+    /// GTSM (RFC 5082). Default false.
+    pub ttl_security: bool,
+    /// RFC 4456 client of this reflector. Default false.
+    pub rr_client: bool,
+    pub max_prefixes: Option<u32>,
+    /// Default both IPv4 and IPv6 unicast.
+    pub families: Vec<Family>,
+    /// Absent list = `Filter { rules: None }` (deny for eBGP, RFC 8212).
+    pub import: Filter,
+    pub export: Filter,
+    /// Source address of the TCP connection (extra). None = the kernel chooses.
+    pub local_address: Option<IpAddr>,
+    /// Overrides `bgp.hold_time` for this peer (extra).
+    pub hold_time: Option<u16>,
+    /// Seconds between connection attempts (extra). Default 5.
+    pub connect_retry: u16,
+    /// Free text shown by `bramble status` (extra).
+    pub description: Option<String>,
+}
+
+impl Peer {
+    /// True when the peer is in another AS than `node_asn`.
+    pub fn is_ebgp(&self, node_asn: u32) -> bool {
+        self.asn != node_asn
+    }
+}
+
+/// `[fib]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fib {
+    /// Default true.
+    pub enabled: bool,
+    /// Kernel routing table. Default 254 (main).
+    pub table: u32,
+    /// `rtm_protocol` that marks Bramble's routes. Default 196.
+    pub protocol: u8,
+}
+
+/// Which IPAM store backs the allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreKind {
+    #[default]
+    Sled,
+    Etcd,
+}
+
+/// `[ipam]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipam {
+    pub store: StoreKind,
+    /// Default `/var/lib/bramble/ipam`.
+    pub path: PathBuf,
+    /// Used when `store` is etcd; default `http://127.0.0.1:2379` then, else empty.
+    pub etcd_endpoints: Vec<String>,
+    /// Default false.
+    pub strict_affinity: bool,
+    pub pools: Vec<Pool>,
+}
+
+/// One `[[ipam.pools]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Masked (no host bits).
+    pub cidr: Prefix,
+    /// Prefix length of a block: 20..=32 for IPv4 (default 26), 116..=128 for IPv6
+    /// (default 122).
+    pub block_size: u8,
+}
