@@ -2,5 +2,7 @@
 //! API queries it through a [`SpeakerHandle`].
 
 mod api;
+mod spawn_stub;
 
 pub use api::*;
+pub use spawn_stub::spawn;
