@@ -1,0 +1,75 @@
+//! The control API: newline-delimited JSON over a Unix socket. One [`Request`] per line from
+//! the client, one [`Response`] per line back. Server and CLI share these types.
+
+use std::net::IpAddr;
+
+use bgp::speaker::{Announce, PeerStatus, RouteEntry, TableKind};
+use bgp::wire::Prefix;
+use serde::{Deserialize, Serialize};
+
+/// Longest request line the server reads, in bytes.
+pub const MAX_REQUEST_LEN: u64 = 1 << 20;
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case")]
+pub enum Request {
+    /// One entry per peer.
+    Status,
+    /// A table, optionally only one peer's paths.
+    Routes {
+        table: TableKind,
+        peer: Option<IpAddr>,
+    },
+    /// Originate these routes.
+    Announce { routes: Vec<Announce> },
+    /// Stop originating these prefixes.
+    Withdraw { prefixes: Vec<Prefix> },
+}
+
+/// What the agent answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "kebab-case")]
+pub enum Response {
+    Status { peers: Vec<PeerStatus> },
+    Routes { routes: Vec<RouteEntry> },
+    /// Announce / withdraw done; how many prefixes were taken.
+    Done { count: usize },
+    /// The request failed; a one-line reason.
+    Error { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_form_is_one_json_object_per_message() {
+        let req = Request::Announce {
+            routes: vec![Announce {
+                prefix: "10.1.0.0/24".parse().unwrap(),
+                next_hop: Some("192.0.2.1".parse().unwrap()),
+                communities: vec![(65000, 100)],
+            }],
+        };
+        let line = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            line,
+            r#"{"request":"announce","routes":[{"prefix":"10.1.0.0/24","next_hop":"192.0.2.1","communities":[[65000,100]]}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), req);
+        let status: Request = serde_json::from_str(r#"{"request":"status"}"#).unwrap();
+        assert_eq!(status, Request::Status);
+        let routes: Request =
+            serde_json::from_str(r#"{"request":"routes","table":"adj-in","peer":null}"#).unwrap();
+        assert_eq!(
+            routes,
+            Request::Routes {
+                table: TableKind::AdjIn,
+                peer: None
+            }
+        );
+        let done = serde_json::to_string(&Response::Done { count: 1 }).unwrap();
+        assert_eq!(done, r#"{"response":"done","count":1}"#);
+    }
+}

@@ -1,0 +1,234 @@
+//! The command line (clap derive). Values are checked here, before anything contacts the
+//! agent.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use bgp::speaker::TableKind;
+use bgp::wire::Prefix;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The control socket when neither `--socket` nor `$BRAMBLE_SOCKET` is given.
+pub const DEFAULT_SOCKET: &str = config::DEFAULT_SOCKET;
+
+/// Bramble: a layer-3 container networking agent (BGP, FIB, IPAM).
+#[derive(Debug, Parser)]
+#[command(name = "bramble", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent in the foreground; logs go to stderr (RUST_LOG, default info).
+    Agent {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// One row per BGP peer.
+    Status {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List routes, or announce / withdraw operator-originated ones.
+    Routes(RoutesArgs),
+    /// Configuration file tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// Where the agent's control socket is.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The agent's control socket.
+    #[arg(long, value_name = "PATH", env = "BRAMBLE_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+/// `-o json`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub format: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    Text,
+    /// The JSON list the control API returns.
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RoutesArgs {
+    #[command(subcommand)]
+    pub action: Option<RoutesAction>,
+    /// Which table to list.
+    #[arg(long, value_enum, default_value_t = Table::Loc)]
+    pub table: Table,
+    /// Only paths from (adj-in) or to (adj-out) this peer.
+    #[arg(long, value_name = "ADDR")]
+    pub peer: Option<IpAddr>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// The table names of `--table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Table {
+    AdjIn,
+    Loc,
+    AdjOut,
+    Fib,
+}
+
+impl From<Table> for TableKind {
+    fn from(t: Table) -> Self {
+        match t {
+            Table::AdjIn => TableKind::AdjIn,
+            Table::Loc => TableKind::Loc,
+            Table::AdjOut => TableKind::AdjOut,
+            Table::Fib => TableKind::Fib,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesAction {
+    /// Originate PREFIX from this node.
+    Announce {
+        #[arg(value_parser = parse_prefix)]
+        prefix: Prefix,
+        /// Next hop to advertise (default: the session's local address).
+        #[arg(long, value_name = "ADDR")]
+        next_hop: Option<IpAddr>,
+        /// RFC 1997 community, repeatable.
+        #[arg(long = "community", value_name = "ASN:VAL", value_parser = parse_community)]
+        communities: Vec<(u16, u16)>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop originating PREFIX.
+    Withdraw {
+        #[arg(value_parser = parse_prefix)]
+        prefix: Prefix,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE; prints "FILE: ok" or each error as FILE:LINE:COL: reason.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// A masked IPv4 or IPv6 prefix, e.g. `10.1.0.0/24`.
+pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
+    if !s.contains('/') {
+        return Err(format!("{s:?} is not a prefix (expected ADDR/LEN, e.g. 10.1.0.0/24)"));
+    }
+    let p: Prefix = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a prefix (expected ADDR/LEN, e.g. 10.1.0.0/24)"))?;
+    let m = bgp::policy::masked(p);
+    if m != p {
+        return Err(format!("{s} has host bits set (did you mean {m}?)"));
+    }
+    Ok(p)
+}
+
+/// An RFC 1997 community written `ASN:VAL`, both 0..=65535.
+pub fn parse_community(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?} is not a community (expected ASN:VAL, both 0..=65535)");
+    let (asn, val) = s.split_once(':').ok_or_else(bad)?;
+    Ok((
+        asn.parse().map_err(|_| bad())?,
+        val.parse().map_err(|_| bad())?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(parse_prefix("10.1.0.0/24").unwrap().to_string(), "10.1.0.0/24");
+        assert_eq!(parse_prefix("2001:db8::/32").unwrap().to_string(), "2001:db8::/32");
+        assert_eq!(
+            parse_prefix("10.1.0.1/24").unwrap_err(),
+            "10.1.0.1/24 has host bits set (did you mean 10.1.0.0/24?)"
+        );
+        assert!(parse_prefix("10.1.0.1").is_err());
+        assert!(parse_prefix("10.1.0.0/33").is_err());
+    }
+
+    #[test]
+    fn communities() {
+        assert_eq!(parse_community("65000:100"), Ok((65000, 100)));
+        assert!(parse_community("65536:1").is_err());
+        assert!(parse_community("1:2:3").is_err());
+        assert!(parse_community("no-export").is_err());
+    }
+
+    #[test]
+    fn routes_forms_parse() {
+        let cli = Cli::try_parse_from(["bramble", "routes", "--table", "adj-in", "-o", "json"])
+            .unwrap();
+        let Command::Routes(r) = cli.command else {
+            panic!()
+        };
+        assert!(r.action.is_none());
+        assert_eq!(r.table, Table::AdjIn);
+        assert_eq!(r.output.format, Output::Json);
+
+        let cli = Cli::try_parse_from([
+            "bramble",
+            "routes",
+            "announce",
+            "10.1.0.0/24",
+            "--community",
+            "65000:1",
+            "--community",
+            "65000:2",
+            "--socket",
+            "/tmp/x.sock",
+        ])
+        .unwrap();
+        let Command::Routes(RoutesArgs {
+            action:
+                Some(RoutesAction::Announce {
+                    communities,
+                    client,
+                    ..
+                }),
+            ..
+        }) = cli.command
+        else {
+            panic!()
+        };
+        assert_eq!(communities, vec![(65000, 1), (65000, 2)]);
+        assert_eq!(client.socket, PathBuf::from("/tmp/x.sock"));
+    }
+}

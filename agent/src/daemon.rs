@@ -1,0 +1,206 @@
+//! `bramble agent --config FILE`: load the config, start the speaker and the control server,
+//! run until SIGTERM or SIGINT, then shut down cleanly.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bgp::speaker::{PeerSettings, SpeakerConfig};
+use config::{Config, Peer};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use crate::server::ControlSocket;
+
+/// Exit status for a configuration that does not load.
+const EXIT_CONFIG: u8 = 2;
+
+/// Runs the agent in the foreground. Config errors print `FILE:LINE:COL: reason` and exit 2;
+/// other start-up failures exit 1; a signal-initiated shutdown exits 0.
+pub fn run(config_path: &Path) -> ExitCode {
+    let cfg = match config::load(config_path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_tracing();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(serve(cfg)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "agent failed");
+            eprintln!("bramble: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+
+    // Bind first: if another agent owns the socket, no BGP session is started.
+    let socket = ControlSocket::bind(&cfg.api.socket)?;
+    for note in unsupported_settings(&cfg) {
+        warn!("{note}");
+    }
+    let speaker = bgp::speaker::spawn(speaker_config(&cfg));
+    info!(
+        node = %cfg.node.name,
+        router_id = %cfg.node.router_id,
+        asn = cfg.node.asn,
+        peers = cfg.peers().len(),
+        socket = %socket.path().display(),
+        "agent started"
+    );
+
+    let shutdown = async {
+        tokio::select! {
+            _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
+            _ = sigint.recv() => info!("SIGINT received, shutting down"),
+        }
+    };
+    socket.serve(speaker.clone(), shutdown).await;
+
+    // RFC 4271 §6.7: peers are told with a Cease NOTIFICATION; the speaker sends it.
+    if let Err(e) = speaker.shutdown().await {
+        warn!(error = %e, "speaker was already stopped");
+    }
+    let path = socket.path().to_path_buf();
+    socket
+        .remove()
+        .with_context(|| format!("cannot remove {}", path.display()))?;
+    info!("agent stopped");
+    Ok(())
+}
+
+/// What the speaker needs from the config.
+pub fn speaker_config(cfg: &Config) -> SpeakerConfig {
+    SpeakerConfig {
+        router_id: cfg.node.router_id,
+        asn: cfg.node.asn,
+        listen: cfg.bgp.listen,
+        hold_time: cfg.bgp.hold_time,
+        graceful_restart: cfg.bgp.graceful_restart,
+        restart_time: cfg.bgp.restart_time,
+        peers: cfg.peers().iter().map(peer_settings).collect(),
+    }
+}
+
+fn peer_settings(p: &Peer) -> PeerSettings {
+    PeerSettings {
+        address: p.address,
+        asn: p.asn,
+        port: p.port,
+        local_address: p.local_address,
+        passive: p.passive,
+        hold_time: p.hold_time,
+        families: p.families.clone(),
+        import: p.import.clone(),
+        export: p.export.clone(),
+        connect_retry: p.connect_retry,
+    }
+}
+
+/// Settings the config accepts but `SpeakerConfig` cannot carry yet, one warning each, so
+/// none is silently ignored.
+pub fn unsupported_settings(cfg: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(id) = cfg.bgp.cluster_id {
+        notes.push(format!(
+            "bgp.cluster_id = {id} is not passed to the speaker yet: route reflection is off"
+        ));
+    }
+    for p in cfg.peers() {
+        let mut missing = Vec::new();
+        if p.password.is_some() {
+            missing.push("password");
+        }
+        if p.ttl_security {
+            missing.push("ttl_security");
+        }
+        if p.rr_client {
+            missing.push("rr_client");
+        }
+        if p.max_prefixes.is_some() {
+            missing.push("max_prefixes");
+        }
+        if !missing.is_empty() {
+            notes.push(format!(
+                "peer {}: {} not applied yet (the speaker does not take them)",
+                p.address,
+                missing.join(", ")
+            ));
+        }
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speaker_config_carries_every_peer_setting() {
+        let host = config::HostFacts::default();
+        let cfg = config::parse_with_host(
+            r#"
+[node]
+name = "n"
+router_id = "192.0.2.1"
+asn = 64512
+[bgp]
+listen = "127.0.0.1:1179"
+hold_time = 30
+graceful_restart = false
+restart_time = 60
+[[bgp.peers]]
+address = "127.0.0.2"
+asn = 65001
+port = 1179
+local_address = "127.0.0.1"
+passive = true
+hold_time = 9
+connect_retry = 77
+families = ["ipv4-unicast"]
+import = ["10.0.0.0/8 le 32"]
+password = "x"
+"#,
+            "t.toml",
+            &host,
+        )
+        .unwrap();
+        let s = speaker_config(&cfg);
+        assert_eq!(s.router_id, "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap());
+        assert_eq!(s.asn, 64512);
+        assert_eq!(s.listen, Some("127.0.0.1:1179".parse().unwrap()));
+        assert_eq!((s.hold_time, s.graceful_restart, s.restart_time), (30, false, 60));
+        let [p] = s.peers.as_slice() else { panic!() };
+        assert_eq!(p.address, "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!((p.asn, p.port, p.passive), (65001, 1179, true));
+        assert_eq!(p.local_address, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!((p.hold_time, p.connect_retry), (Some(9), 77));
+        assert_eq!(p.families, vec![bgp::wire::Family::IPV4_UNICAST]);
+        assert_eq!(p.import, cfg.peers()[0].import);
+        assert_eq!(p.export.rules, None);
+        assert_eq!(
+            unsupported_settings(&cfg),
+            vec!["peer 127.0.0.2: password not applied yet (the speaker does not take them)"]
+        );
+    }
+}

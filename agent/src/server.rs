@@ -1,0 +1,239 @@
+//! The control server: accepts connections on the Unix socket, one task per connection,
+//! answers each request line by asking the speaker. Shutdown drains: the listener stops
+//! accepting, every handler finishes the request it is on, then [`serve`] returns
+//! (mini-redis style: a broadcast to stop, an mpsc whose closing says all handlers ended).
+
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bgp::speaker::SpeakerHandle;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, info, warn};
+
+use crate::api::{Request, Response, MAX_REQUEST_LEN};
+
+/// Why the control socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot create {dir}: {source}")]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} exists and is not a socket; refusing to remove it")]
+    NotASocket { path: PathBuf },
+    #[error("another agent is already listening on {path}")]
+    InUse { path: PathBuf },
+    #[error("cannot remove the stale socket {path}: {source}")]
+    Stale {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A bound control socket. Dropping it does not remove the file; call [`ControlSocket::remove`].
+#[derive(Debug)]
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlSocket {
+    /// Creates the parent directory if needed, removes a stale socket left by an agent that
+    /// died, binds `path` and makes it readable and writable by the owner only (0600).
+    pub fn bind(path: &Path) -> Result<Self, BindError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|source| BindError::Dir {
+                    dir: dir.to_path_buf(),
+                    source,
+                })?;
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(BindError::NotASocket { path: path.into() });
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(BindError::InUse { path: path.into() });
+            }
+            std::fs::remove_file(path).map_err(|source| BindError::Stale {
+                path: path.into(),
+                source,
+            })?;
+            info!(path = %path.display(), "removed stale control socket");
+        }
+        let bind_err = |source| BindError::Bind {
+            path: path.into(),
+            source,
+        };
+        let listener = UnixListener::bind(path).map_err(bind_err)?;
+        // Nothing is accepted before the mode is set, so no client gets in through the
+        // umask-derived mode.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+        Ok(Self {
+            listener,
+            path: path.into(),
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves requests until `shutdown` completes, then waits for every open connection to
+    /// finish the request it is handling.
+    pub async fn serve(&self, speaker: SpeakerHandle, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, _) = broadcast::channel::<()>(1);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        tokio::select! {
+            () = accept_loop(&self.listener, &speaker, &stop_tx, &done_tx) => {}
+            () = shutdown => {}
+        }
+        // Dropping the sender tells every handler to stop; the receiver then sees the
+        // channel close once the last handler has dropped its `done` sender.
+        drop(stop_tx);
+        drop(done_tx);
+        let _ = done_rx.recv().await;
+    }
+
+    /// Removes the socket file (ignoring a file that is already gone).
+    pub fn remove(self) -> io::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: &UnixListener,
+    speaker: &SpeakerHandle,
+    stop: &broadcast::Sender<()>,
+    done: &mpsc::Sender<()>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let handler = Handler {
+                    speaker: speaker.clone(),
+                    stop: stop.subscribe(),
+                    _done: done.clone(),
+                };
+                tokio::spawn(handler.run(stream));
+            }
+            Err(e) => {
+                // EMFILE and the like: back off rather than spin.
+                warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+struct Handler {
+    speaker: SpeakerHandle,
+    stop: broadcast::Receiver<()>,
+    /// Dropped when the handler ends; see [`ControlSocket::serve`].
+    _done: mpsc::Sender<()>,
+}
+
+impl Handler {
+    async fn run(mut self, stream: UnixStream) {
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        loop {
+            let mut line = String::new();
+            let mut limited = (&mut reader).take(MAX_REQUEST_LEN);
+            let read = tokio::select! {
+                r = limited.read_line(&mut line) => r,
+                _ = self.stop.recv() => return,
+            };
+            let (response, close) = match read {
+                Ok(0) => return,
+                Ok(_) if !line.ends_with('\n') && line.len() as u64 >= MAX_REQUEST_LEN => {
+                    // The rest of the oversized line would be read as garbage requests:
+                    // answer, then close.
+                    let message = format!("request longer than {MAX_REQUEST_LEN} bytes");
+                    (Response::Error { message }, true)
+                }
+                Ok(_) => (self.handle_line(&line).await, false),
+                Err(e) => {
+                    debug!(error = %e, "control connection read failed");
+                    return;
+                }
+            };
+            if let Err(e) = write_response(&mut write, &response).await {
+                debug!(error = %e, "control connection write failed");
+                return;
+            }
+            if close {
+                return;
+            }
+        }
+    }
+
+    async fn handle_line(&self, line: &str) -> Response {
+        match serde_json::from_str::<Request>(line.trim_end()) {
+            Ok(req) => {
+                debug!(request = ?req, "control request");
+                answer(&self.speaker, req).await
+            }
+            Err(e) => Response::Error {
+                message: format!("bad request: {e}"),
+            },
+        }
+    }
+}
+
+async fn write_response(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    response: &Response,
+) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec(response).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    w.write_all(&bytes).await?;
+    w.flush().await
+}
+
+/// Runs one request against the speaker.
+pub async fn answer(speaker: &SpeakerHandle, req: Request) -> Response {
+    let result = match req {
+        Request::Status => speaker
+            .status()
+            .await
+            .map(|peers| Response::Status { peers }),
+        Request::Routes { table, peer } => speaker.routes(table, peer).await.map(|r| match r {
+            Ok(routes) => Response::Routes { routes },
+            Err(message) => Response::Error { message },
+        }),
+        Request::Announce { routes } => speaker.announce(routes).await.map(done),
+        Request::Withdraw { prefixes } => speaker.withdraw(prefixes).await.map(done),
+    };
+    result.unwrap_or_else(|gone| Response::Error {
+        message: gone.to_string(),
+    })
+}
+
+fn done(r: Result<usize, String>) -> Response {
+    match r {
+        Ok(count) => Response::Done { count },
+        Err(message) => Response::Error { message },
+    }
+}
