@@ -31,12 +31,20 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "kebab-case")]
 pub enum Response {
-    Status { peers: Vec<PeerStatus> },
-    Routes { routes: Vec<RouteEntry> },
+    Status {
+        peers: Vec<PeerStatus>,
+    },
+    Routes {
+        routes: Vec<RouteEntry>,
+    },
     /// Announce / withdraw done; how many prefixes were taken.
-    Done { count: usize },
+    Done {
+        count: usize,
+    },
     /// The request failed; a one-line reason.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[cfg(test)]

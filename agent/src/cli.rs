@@ -140,7 +140,9 @@ pub enum ConfigCommand {
 /// A masked IPv4 or IPv6 prefix, e.g. `10.1.0.0/24`.
 pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
     if !s.contains('/') {
-        return Err(format!("{s:?} is not a prefix (expected ADDR/LEN, e.g. 10.1.0.0/24)"));
+        return Err(format!(
+            "{s:?} is not a prefix (expected ADDR/LEN, e.g. 10.1.0.0/24)"
+        ));
     }
     let p: Prefix = s
         .parse()
@@ -174,8 +176,14 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        assert_eq!(parse_prefix("10.1.0.0/24").unwrap().to_string(), "10.1.0.0/24");
-        assert_eq!(parse_prefix("2001:db8::/32").unwrap().to_string(), "2001:db8::/32");
+        assert_eq!(
+            parse_prefix("10.1.0.0/24").unwrap().to_string(),
+            "10.1.0.0/24"
+        );
+        assert_eq!(
+            parse_prefix("2001:db8::/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
         assert_eq!(
             parse_prefix("10.1.0.1/24").unwrap_err(),
             "10.1.0.1/24 has host bits set (did you mean 10.1.0.0/24?)"
@@ -194,8 +202,8 @@ mod tests {
 
     #[test]
     fn routes_forms_parse() {
-        let cli = Cli::try_parse_from(["bramble", "routes", "--table", "adj-in", "-o", "json"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["bramble", "routes", "--table", "adj-in", "-o", "json"]).unwrap();
         let Command::Routes(r) = cli.command else {
             panic!()
         };

@@ -186,10 +186,16 @@ password = "x"
         )
         .unwrap();
         let s = speaker_config(&cfg);
-        assert_eq!(s.router_id, "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap());
+        assert_eq!(
+            s.router_id,
+            "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()
+        );
         assert_eq!(s.asn, 64512);
         assert_eq!(s.listen, Some("127.0.0.1:1179".parse().unwrap()));
-        assert_eq!((s.hold_time, s.graceful_restart, s.restart_time), (30, false, 60));
+        assert_eq!(
+            (s.hold_time, s.graceful_restart, s.restart_time),
+            (30, false, 60)
+        );
         let [p] = s.peers.as_slice() else { panic!() };
         assert_eq!(p.address, "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
         assert_eq!((p.asn, p.port, p.passive), (65001, 1179, true));

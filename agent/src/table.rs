@@ -21,7 +21,7 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
             } else {
                 out.push_str(cell);
                 let pad = w.saturating_sub(cell.chars().count()) + 2;
-                out.extend(std::iter::repeat(' ').take(pad));
+                out.push_str(&" ".repeat(pad));
             }
         }
         // No trailing blanks when the last cells are empty.
