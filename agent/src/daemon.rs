@@ -1,6 +1,7 @@
 //! `bramble agent --config FILE`: load the config, start the speaker and the control server,
 //! run until SIGTERM or SIGINT, then shut down cleanly.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -8,7 +9,7 @@ use anyhow::Context;
 use bgp::speaker::{PeerSettings, SpeakerConfig};
 use config::{Config, Peer};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::server::ControlSocket;
 
@@ -34,7 +35,7 @@ pub fn run(config_path: &Path) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!(error = format!("{e:#}"), "agent failed");
+            // One line on stderr, like every other bramble failure.
             eprintln!("bramble: {e:#}");
             ExitCode::FAILURE
         }
@@ -47,6 +48,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
