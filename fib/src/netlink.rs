@@ -24,7 +24,7 @@ use rtnetlink::{Handle, IpVersion};
 use tokio::task::JoinHandle;
 
 use crate::route::{NextHop, Route, RouteKind};
-use crate::table::{RouteError, RouteEvent, RouteTable, TableError, ENETUNREACH};
+use crate::table::{RouteError, RouteEvent, RouteTable, TableError, EHOSTUNREACH, ENETUNREACH};
 
 /// `RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE`: the legacy bind mask of the route groups
 /// (`1 << (RTNLGRP_IPV4_ROUTE - 1)` = 0x40, `1 << (RTNLGRP_IPV6_ROUTE - 1)` = 0x400).
@@ -125,11 +125,7 @@ impl NetlinkTable {
         }
     }
 
-    async fn send(
-        &self,
-        payload: RouteNetlinkMessage,
-        flags: u16,
-    ) -> Result<(), RouteError> {
+    async fn send(&self, payload: RouteNetlinkMessage, flags: u16) -> Result<(), RouteError> {
         let mut req = NetlinkMessage::from(payload);
         req.header.flags = flags;
         let mut handle = self.handle.clone();
@@ -241,7 +237,9 @@ impl RouteTable for NetlinkTable {
         let RouteKind::Unicast(hops) = &route.kind else {
             return Err(err);
         };
-        if err.errno != Some(ENETUNREACH) || hops.iter().all(|h| h.ifindex.is_some()) {
+        if !matches!(err.errno, Some(ENETUNREACH) | Some(EHOSTUNREACH))
+            || hops.iter().all(|h| h.ifindex.is_some())
+        {
             return Err(err);
         }
         let mut resolved = Vec::with_capacity(hops.len());
@@ -269,8 +267,11 @@ impl RouteTable for NetlinkTable {
             RouteKind::Unicast(_) => RouteType::Unicast,
         };
         let msg = self.header(&route.dst, kind);
-        self.send(RouteNetlinkMessage::DelRoute(msg), NLM_F_REQUEST | NLM_F_ACK)
-            .await
+        self.send(
+            RouteNetlinkMessage::DelRoute(msg),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await
     }
 
     fn subscribe(&self) -> Result<BoxStream<'static, RouteEvent>, TableError> {

@@ -121,10 +121,9 @@ impl Route {
                 want.iter().all(|w| {
                     // Exact interface matches first would matter only for duplicate
                     // gateways on several interfaces; a greedy pass is enough here.
-                    let found = have
-                        .iter()
-                        .enumerate()
-                        .find(|(i, h)| !used.get(*i).copied().unwrap_or(true) && w.is_fulfilled_by(h));
+                    let found = have.iter().enumerate().find(|(i, h)| {
+                        !used.get(*i).copied().unwrap_or(true) && w.is_fulfilled_by(h)
+                    });
                     match found {
                         Some((i, _)) => {
                             if let Some(slot) = used.get_mut(i) {
@@ -172,21 +171,34 @@ mod tests {
     fn fulfilled_ignores_order_and_unset_ifindex() {
         let want = Route::unicast(
             net("10.1.0.0/24"),
-            vec![NextHop::via(ip("192.0.2.2")), NextHop::via_dev(ip("192.0.2.1"), 3)],
+            vec![
+                NextHop::via(ip("192.0.2.2")),
+                NextHop::via_dev(ip("192.0.2.1"), 3),
+            ],
         );
         let have = Route::unicast(
             net("10.1.0.0/24"),
-            vec![NextHop::via_dev(ip("192.0.2.1"), 3), NextHop::via_dev(ip("192.0.2.2"), 4)],
+            vec![
+                NextHop::via_dev(ip("192.0.2.1"), 3),
+                NextHop::via_dev(ip("192.0.2.2"), 4),
+            ],
         );
         assert!(want.is_fulfilled_by(&have));
         let wrong_dev = Route::unicast(
             net("10.1.0.0/24"),
-            vec![NextHop::via_dev(ip("192.0.2.1"), 5), NextHop::via_dev(ip("192.0.2.2"), 4)],
+            vec![
+                NextHop::via_dev(ip("192.0.2.1"), 5),
+                NextHop::via_dev(ip("192.0.2.2"), 4),
+            ],
         );
         assert!(!want.is_fulfilled_by(&wrong_dev));
-        let single = Route::unicast(net("10.1.0.0/24"), vec![NextHop::via_dev(ip("192.0.2.1"), 3)]);
+        let single = Route::unicast(
+            net("10.1.0.0/24"),
+            vec![NextHop::via_dev(ip("192.0.2.1"), 3)],
+        );
         assert!(!want.is_fulfilled_by(&single));
         assert!(!want.is_fulfilled_by(&Route::blackhole(net("10.1.0.0/24"))));
-        assert!(Route::blackhole(net("10.1.0.0/24")).is_fulfilled_by(&Route::blackhole(net("10.1.0.0/24"))));
+        assert!(Route::blackhole(net("10.1.0.0/24"))
+            .is_fulfilled_by(&Route::blackhole(net("10.1.0.0/24"))));
     }
 }

@@ -106,7 +106,10 @@ impl Core {
         };
         want.is_fulfilled_by(have)
             || (self.installed_for.get(dst) == Some(want)
-                && self.kernel.get(dst).is_some_and(|k| k.is_fulfilled_by(have)))
+                && self
+                    .kernel
+                    .get(dst)
+                    .is_some_and(|k| k.is_fulfilled_by(have)))
     }
 
     /// Takes a dump of our routes as the truth about the kernel. `initial`: the first dump
@@ -218,11 +221,17 @@ impl Core {
     }
 
     /// Records the kernel's answer to `op`.
-    pub(crate) fn complete(&mut self, op: Op, result: Result<Option<Route>, RouteError>, now: Instant) {
+    pub(crate) fn complete(
+        &mut self,
+        op: Op,
+        result: Result<Option<Route>, RouteError>,
+        now: Instant,
+    ) {
         let dst = op.dst();
         match (op, result) {
             (Op::Add { route, .. }, Ok(installed)) => {
-                self.kernel.insert(dst, installed.unwrap_or_else(|| route.clone()));
+                self.kernel
+                    .insert(dst, installed.unwrap_or_else(|| route.clone()));
                 self.installed_for.insert(dst, route);
                 self.failed.remove(&dst);
                 self.stale.remove(&dst);

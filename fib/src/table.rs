@@ -18,7 +18,9 @@ use crate::route::{Route, RouteKind};
 pub const EEXIST: i32 = 17;
 /// `ESRCH`: no such route (delete of a route that is gone).
 pub const ESRCH: i32 = 3;
-/// `ENETUNREACH`: the gateway is not reachable.
+/// `EHOSTUNREACH`: the IPv6 gateway is not reachable.
+pub const EHOSTUNREACH: i32 = 113;
+/// `ENETUNREACH`: the (IPv4) gateway is not reachable.
 pub const ENETUNREACH: i32 = 101;
 
 /// Why the kernel refused one route change.
@@ -161,9 +163,10 @@ impl MemoryTable {
         let mut inner = self.lock();
         if let Some((route, proto)) = inner.routes.remove(&dst) {
             if proto == self.protocol {
-                inner
-                    .subscribers
-                    .retain(|tx| tx.unbounded_send(RouteEvent::Deleted(route.clone())).is_ok());
+                inner.subscribers.retain(|tx| {
+                    tx.unbounded_send(RouteEvent::Deleted(route.clone()))
+                        .is_ok()
+                });
             }
         }
     }

@@ -39,7 +39,10 @@ async fn changes_queued_for_one_destination_are_written_once() {
     fib.flush().await;
     assert_eq!(table.ops().adds, 1);
     assert_eq!(table.ops().replaces, 0);
-    assert_eq!(table.get(&net("10.0.0.0/24")).unwrap().0, via("10.0.0.0/24", "192.0.2.10"));
+    assert_eq!(
+        table.get(&net("10.0.0.0/24")).unwrap().0,
+        via("10.0.0.0/24", "192.0.2.10")
+    );
 
     // Set then remove while queued: nothing is written at all.
     fib.set(via("10.0.1.0/24", "192.0.2.1"));
@@ -54,7 +57,11 @@ async fn changes_queued_for_one_destination_are_written_once() {
     fib.flush().await;
     assert_eq!(
         table.log(),
-        vec!["add 10.0.0.0/24", "replace 10.0.0.0/24", "delete 10.0.0.0/24"]
+        vec![
+            "add 10.0.0.0/24",
+            "replace 10.0.0.0/24",
+            "delete 10.0.0.0/24"
+        ]
     );
     assert!(table.is_empty());
 }
@@ -68,7 +75,10 @@ async fn start_adopts_right_routes_fixes_wrong_ones_and_deletes_stale_after_dela
     table.insert_raw(
         Route::unicast(
             net("10.3.0.0/24"),
-            vec![NextHop::via_dev(ip("192.0.2.2"), 4), NextHop::via_dev(ip("192.0.2.1"), 3)],
+            vec![
+                NextHop::via_dev(ip("192.0.2.2"), 4),
+                NextHop::via_dev(ip("192.0.2.1"), 3),
+            ],
         ),
         PROTO,
     );
@@ -86,12 +96,22 @@ async fn start_adopts_right_routes_fixes_wrong_ones_and_deletes_stale_after_dela
     fib.set(Route::blackhole(net("10.4.0.0/24")));
     fib.flush().await;
     assert_eq!(table.log(), vec!["replace 10.2.0.0/24"]);
-    assert!(table.get(&net("10.9.0.0/24")).is_some(), "stale route kept during the window");
+    assert!(
+        table.get(&net("10.9.0.0/24")).is_some(),
+        "stale route kept during the window"
+    );
 
     tokio::time::sleep(Duration::from_secs(31)).await;
     fib.flush().await;
-    assert_eq!(table.log(), vec!["replace 10.2.0.0/24", "delete 10.9.0.0/24"]);
-    assert_eq!(table.get(&net("10.8.0.0/24")).unwrap().1, 4, "foreign route untouched");
+    assert_eq!(
+        table.log(),
+        vec!["replace 10.2.0.0/24", "delete 10.9.0.0/24"]
+    );
+    assert_eq!(
+        table.get(&net("10.8.0.0/24")).unwrap().1,
+        4,
+        "foreign route untouched"
+    );
     let status = fib.status().await;
     assert_eq!(status.installed.len(), 4);
     assert!(status.failed.is_empty());
@@ -119,18 +139,28 @@ async fn foreign_route_is_left_and_counted() {
     fib.set(via("10.5.0.0/24", "192.0.2.1"));
     fib.set(via("10.6.0.0/24", "192.0.2.1"));
     fib.flush().await;
-    assert_eq!(table.get(&net("10.5.0.0/24")).unwrap(), (via("10.5.0.0/24", "192.0.2.50"), 4));
+    assert_eq!(
+        table.get(&net("10.5.0.0/24")).unwrap(),
+        (via("10.5.0.0/24", "192.0.2.50"), 4)
+    );
     let status = fib.status().await;
     assert_eq!(status.foreign_conflicts, 1);
     assert_eq!(status.installed.len(), 1);
     assert_eq!(status.failed.len(), 1);
-    assert!(status.failed[0].1.contains("File exists"), "{:?}", status.failed);
+    assert!(
+        status.failed[0].1.contains("File exists"),
+        "{:?}",
+        status.failed
+    );
 
     // The foreign route goes away: the next full resync takes the destination.
     table.delete_raw(net("10.5.0.0/24")); // foreign: no event
     tokio::time::sleep(Duration::from_secs(91)).await;
     fib.flush().await;
-    assert_eq!(table.get(&net("10.5.0.0/24")).unwrap(), (via("10.5.0.0/24", "192.0.2.1"), PROTO));
+    assert_eq!(
+        table.get(&net("10.5.0.0/24")).unwrap(),
+        (via("10.5.0.0/24", "192.0.2.1"), PROTO)
+    );
     assert_eq!(fib.status().await.foreign_conflicts, 1);
 }
 
@@ -148,7 +178,11 @@ async fn unreachable_gateway_fails_alone_and_is_retried() {
     assert_eq!(status.installed.len(), 50);
     assert_eq!(status.failed.len(), 1);
     assert_eq!(status.failed[0].0, net("10.7.0.0/24"));
-    assert!(status.failed[0].1.contains("Network is unreachable"), "{:?}", status.failed);
+    assert!(
+        status.failed[0].1.contains("Network is unreachable"),
+        "{:?}",
+        status.failed
+    );
 
     table.set_unreachable(ip("198.51.100.1"), false);
     tokio::time::sleep(Duration::from_secs(5)).await;
