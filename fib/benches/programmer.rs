@@ -27,7 +27,9 @@ impl Netns {
         ip(&["netns", "add", &name]);
         let ns = Netns(name);
         let n = ns.0.as_str();
-        ip(&["-n", n, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0p"]);
+        ip(&[
+            "-n", n, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0p",
+        ]);
         ip(&["-n", n, "addr", "add", "192.0.2.1/24", "dev", "veth0"]);
         ip(&["-n", n, "link", "set", "veth0p", "up"]);
         ip(&["-n", n, "link", "set", "veth0", "up"]);
@@ -57,7 +59,12 @@ fn routes() -> Vec<Route> {
         .map(|i| {
             Route::unicast(
                 dst(i),
-                vec![NextHop::via(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2 + (i % 8) as u8)))],
+                vec![NextHop::via(IpAddr::V4(Ipv4Addr::new(
+                    192,
+                    0,
+                    2,
+                    2 + (i % 8) as u8,
+                )))],
             )
         })
         .collect()
@@ -116,12 +123,20 @@ fn bench(c: &mut Criterion) {
     let mut file = File::create(&path).unwrap();
     for r in &routes {
         if let fib::RouteKind::Unicast(hops) = &r.kind {
-            writeln!(file, "route add {} via {} proto 196", r.dst, hops[0].gateway).unwrap();
+            writeln!(
+                file,
+                "route add {} via {} proto 196",
+                r.dst, hops[0].gateway
+            )
+            .unwrap();
         }
     }
     drop(file);
     let start = Instant::now();
-    let ok = Command::new("ip").args(["-n", &ns.0, "-batch"]).arg(&path).status();
+    let ok = Command::new("ip")
+        .args(["-n", &ns.0, "-batch"])
+        .arg(&path)
+        .status();
     let took = start.elapsed();
     assert!(matches!(ok, Ok(s) if s.success()));
     let _ = std::fs::remove_file(&path);

@@ -12,11 +12,13 @@ use tokio::time::Instant;
 
 use crate::netlink::NetlinkTable;
 use crate::route::Route;
-use crate::state::{Core, Op};
+use crate::state::{later, Core, Op};
 use crate::table::{RouteEvent, RouteTable, TableError};
 
 /// Requests in flight on the netlink socket at once.
 const PIPELINE_DEPTH: usize = 256;
+/// Shortest full-resync interval (a zero interval would dump in a loop).
+const MIN_RESYNC: Duration = Duration::from_secs(1);
 /// Delay before subscribing again to route notifications after the stream ended.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
@@ -30,7 +32,7 @@ pub struct FibConfig {
     /// How long an owned route that nobody wants survives after start before it is
     /// deleted (the graceful-restart window); `Duration::ZERO` deletes at once.
     pub stale_after: Duration,
-    /// Interval of the full resync against a dump of the kernel.
+    /// Interval of the full resync against a dump of the kernel (at least 1 s).
     pub resync: Duration,
 }
 
@@ -205,7 +207,7 @@ impl<T: RouteTable> Programmer<T> {
         let (applied_tx, applied_rx) = watch::channel(0);
         let programmer = Programmer {
             table,
-            resync: cfg.resync,
+            resync: cfg.resync.max(MIN_RESYNC),
             core: Core::new(cfg.stale_after, cfg.resync),
             shared: Arc::clone(&shared),
             applied: applied_tx,
@@ -223,7 +225,7 @@ impl<T: RouteTable> Programmer<T> {
     async fn run(mut self) {
         self.subscribe();
         self.resync_now(true).await;
-        let mut next_resync = Instant::now() + self.resync;
+        let mut next_resync = later(Instant::now(), self.resync);
         loop {
             let (changes, seq, closed, status) = {
                 let mut p = self.shared.lock();
@@ -250,7 +252,7 @@ impl<T: RouteTable> Programmer<T> {
             let now = Instant::now();
             if now >= next_resync {
                 self.resync_now(false).await;
-                next_resync = now + self.resync;
+                next_resync = later(now, self.resync);
             } else if self.core.verify_at.is_some_and(|t| t <= now) {
                 self.resync_now(false).await;
             }

@@ -36,9 +36,10 @@ impl NextHop {
     /// must be equal, the interface too when one was asked for.
     pub fn is_fulfilled_by(&self, installed: &NextHop) -> bool {
         self.gateway == installed.gateway
-            && self
-                .ifindex
-                .map_or(true, |want| installed.ifindex == Some(want))
+            && match self.ifindex {
+                None => true,
+                Some(want) => installed.ifindex == Some(want),
+            }
     }
 }
 

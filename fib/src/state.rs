@@ -16,6 +16,12 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest retry delay of a failed route.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// `now + d`, saturating at a year ahead instead of overflowing.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
 /// One write to the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -127,7 +133,11 @@ impl Core {
                     self.dirty.insert(*dst);
                 }
             } else {
-                let deadline = if initial { now + self.stale_after } else { now };
+                let deadline = if initial {
+                    later(now, self.stale_after)
+                } else {
+                    now
+                };
                 self.stale.entry(*dst).or_insert(deadline);
                 self.dirty.insert(*dst);
             }
@@ -253,7 +263,7 @@ impl Core {
                     Failure {
                         error: format!("{err}: destination held by a route of another protocol"),
                         attempts: 1,
-                        retry_at: now + self.resync,
+                        retry_at: later(now, self.resync),
                         conflict: true,
                     },
                 );
