@@ -151,6 +151,8 @@ impl AdjRibOut {
         // (attribute set address, family) -> index in out.announcements
         let mut groups: HashMap<(usize, Family), usize, SeededState> = HashMap::default();
         let mut taken = 0;
+        self.advertised
+            .reserve(self.pending.len().min(max_prefixes));
         while taken < max_prefixes {
             let Some(nlri) = self.order.pop_front() else {
                 break;
