@@ -201,7 +201,7 @@ impl Rib {
     }
 
     /// Drop a peer and all its routes; returns the prefixes whose best path or ECMP set
-    /// changed.
+    /// changed. [`LOCAL_PEER`] loses its routes but stays registered.
     pub fn unregister_peer(&mut self, id: PeerId) -> Vec<Prefix> {
         let changed = self.remove_peer(id);
         if id != LOCAL_PEER {
