@@ -361,3 +361,6 @@ impl EncodeContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
