@@ -315,7 +315,9 @@ impl Fsm {
 
     /// 0.75–1.0 × ConnectRetryTime (RFC 4271 §10 jitter).
     fn connect_retry_delay(&mut self) -> Duration {
-        self.cfg.connect_retry.mul_f64(self.rng.gen_range(0.75..=1.0))
+        self.cfg
+            .connect_retry
+            .mul_f64(self.rng.gen_range(0.75..=1.0))
     }
 
     fn start(&mut self, now: Instant, out: &mut Vec<Output>) {
