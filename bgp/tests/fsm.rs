@@ -94,14 +94,14 @@ impl Pair {
                     self.events.push_back((s, Input::TcpFailed(id)));
                 }
             }
-            Output::SendMessage(id, m) => {
-                if !self.sides[s].closed.contains(id) {
-                    self.events
-                        .push_back((other, Input::MessageReceived(*id, m.clone())));
-                }
+            Output::SendMessage(id, m) if !self.sides[s].closed.contains(id) => {
+                self.events
+                    .push_back((other, Input::MessageReceived(*id, m.clone())));
             }
             Output::CloseConnection(id) => {
-                if self.sides[s].closed.insert(*id) && !self.sides[other].closed.contains(id) {
+                let newly_closed = self.sides[s].closed.insert(*id);
+                let other_open = !self.sides[other].closed.contains(id);
+                if newly_closed && other_open {
                     self.events.push_back((other, Input::TcpClosed(*id)));
                 }
             }
