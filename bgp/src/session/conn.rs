@@ -23,6 +23,8 @@ const CHUNK: usize = 16 * 1024;
 pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a reader reports to its peer task.
+// Moved once per message; boxing would allocate for every UPDATE.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum ConnEvent {
     Message(ConnId, Message),
@@ -51,7 +53,9 @@ pub(super) async fn connect(remote: SocketAddr, local: Option<IpAddr>) -> io::Re
         sock.bind(&SocketAddr::new(local, 0).into())?;
     }
     let std_stream: std::net::TcpStream = sock.into();
-    let stream = TcpSocket::from_std_stream(std_stream).connect(remote).await?;
+    let stream = TcpSocket::from_std_stream(std_stream)
+        .connect(remote)
+        .await?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
@@ -180,7 +184,8 @@ fn chunk_end(bytes: &[u8]) -> usize {
     while at < CHUNK {
         let len = bytes
             .get(at + 16..at + 18)
-            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])));
+            .and_then(|l| <[u8; 2]>::try_from(l).ok())
+            .map(|l| usize::from(u16::from_be_bytes(l)));
         match len {
             Some(len) if len >= HEADER_LEN && at + len <= bytes.len() => at += len,
             _ => return bytes.len(),

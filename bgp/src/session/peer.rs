@@ -43,6 +43,7 @@ struct Conn {
 type Connecting = Option<(ConnId, JoinHandle<io::Result<TcpStream>>)>;
 type EventTx = mpsc::Sender<(u32, SessionEvent)>;
 
+#[allow(clippy::large_enum_variant)] // one per loop turn, never stored
 enum Wake {
     Cmd(Option<Command>),
     Timers,
@@ -227,7 +228,9 @@ impl PeerTask {
                     return;
                 }
                 let is_open = matches!(msg, Message::Open(_));
-                let out = self.fsm.handle(Input::MessageReceived(id, msg), Instant::now());
+                let out = self
+                    .fsm
+                    .handle(Input::MessageReceived(id, msg), Instant::now());
                 if is_open {
                     self.set_negotiated(id);
                 }
@@ -327,7 +330,8 @@ impl PeerTask {
                 }
                 Output::StateChanged { from, to } => {
                     info!(peer = %self.addr, %from, %to, "state changed");
-                    self.pending.push_back(SessionEvent::StateChanged { from, to });
+                    self.pending
+                        .push_back(SessionEvent::StateChanged { from, to });
                 }
                 Output::Established(neg) => {
                     let bulk = self
