@@ -260,31 +260,7 @@ async fn passive_listener_answers_garbage_with_a_notification() {
 
 #[tokio::test]
 async fn hold_timer_expires_when_the_peer_goes_silent() {
-    let raw = TcpListener::bind(SocketAddr::new(LO1, 0)).await.unwrap();
-    let mut cfg = peer_cfg(LO1, raw.local_addr().unwrap(), 65001, 65002);
-    cfg.hold_time = 3;
-    let (tx, mut rx) = mpsc::channel(16);
-    let _p = spawn_peer(9, cfg, tx);
-
-    let (mut s, _) = timeout(WAIT, raw.accept()).await.unwrap().unwrap();
-    let mut buf = BytesMut::new();
-    let first = read_msg(&mut s, &mut buf).await;
-    assert!(matches!(first, Some(Message::Open(_))), "{first:?}");
-    let open = Open {
-        version: 4,
-        asn: 65002,
-        hold_time: 3,
-        router_id: Ipv4Addr::new(192, 0, 2, 2),
-        capabilities: caps(65002),
-    };
-    let ctx = EncodeContext::default();
-    s.write_all(&encode(&Message::Open(open), &ctx))
-        .await
-        .unwrap();
-    s.write_all(&encode(&Message::Keepalive, &ctx))
-        .await
-        .unwrap();
-    established(&mut rx).await;
+    let (mut s, mut buf, mut rx, _p) = raw_established(3).await;
 
     // Silence from here on: keepalives from the peer task, then Hold Timer Expired.
     let start = tokio::time::Instant::now();
@@ -362,4 +338,75 @@ async fn slow_consumer_back_pressure_keeps_the_session_up() {
     while let Ok((_, ev)) = ra.try_recv() {
         assert!(!matches!(ev, SessionEvent::Down { .. }), "{ev:?}");
     }
+}
+
+/// A peer task connected to a raw socket that completed OPEN + KEEPALIVE.
+async fn raw_established(hold: u16) -> (TcpStream, BytesMut, Events, PeerHandle) {
+    let raw = TcpListener::bind(SocketAddr::new(LO1, 0)).await.unwrap();
+    let mut cfg = peer_cfg(LO1, raw.local_addr().unwrap(), 65001, 65002);
+    cfg.hold_time = hold;
+    let (tx, mut rx) = mpsc::channel(16);
+    let p = spawn_peer(11, cfg, tx);
+    let (mut s, _) = timeout(WAIT, raw.accept()).await.unwrap().unwrap();
+    let mut buf = BytesMut::new();
+    let first = read_msg(&mut s, &mut buf).await;
+    assert!(matches!(first, Some(Message::Open(_))), "{first:?}");
+    let open = Open {
+        version: 4,
+        asn: 65002,
+        hold_time: hold,
+        router_id: Ipv4Addr::new(192, 0, 2, 2),
+        capabilities: caps(65002),
+    };
+    let ctx = EncodeContext::default();
+    s.write_all(&encode(&Message::Open(open), &ctx))
+        .await
+        .unwrap();
+    s.write_all(&encode(&Message::Keepalive, &ctx))
+        .await
+        .unwrap();
+    established(&mut rx).await;
+    (s, buf, rx, p)
+}
+
+/// An UPDATE from raw body bytes (after the header).
+fn raw_update(body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0xff; 16];
+    m.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
+    m.push(2);
+    m.extend_from_slice(body);
+    m
+}
+
+#[tokio::test]
+async fn rfc7606_outcomes_are_forwarded_and_fatal_errors_reset() {
+    let (mut s, mut buf, mut rx, _p) = raw_established(90).await;
+    // ORIGIN 5 is invalid: RFC 7606 §7.1 treat-as-withdraw, the session stays.
+    let attrs: &[u8] = &[
+        0x40, 1, 1, 5, // ORIGIN
+        0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xea, // AS_PATH 65002 (4-octet)
+        0x40, 3, 4, 127, 0, 0, 2, // NEXT_HOP
+    ];
+    let mut body = vec![0, 0, 0, u8::try_from(attrs.len()).unwrap()];
+    body.extend_from_slice(attrs);
+    body.extend_from_slice(&[24, 10, 1, 2]);
+    s.write_all(&raw_update(&body)).await.unwrap();
+    let ev = wait_for(&mut rx, "UPDATE", |e| matches!(e, SessionEvent::Update(_))).await;
+    let SessionEvent::Update(u) = ev else {
+        unreachable!()
+    };
+    assert!(u.treat_as_withdraw, "{u:?}");
+
+    // Withdrawn Routes Length overrunning the message: NOTIFICATION and reset.
+    s.write_all(&raw_update(&[0xff, 0xff, 0, 0])).await.unwrap();
+    let n = loop {
+        match timeout(WAIT, read_msg(&mut s, &mut buf)).await.unwrap() {
+            Some(Message::Keepalive) => continue,
+            Some(Message::Notification(n)) => break n,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(n.code, 3, "{n:?}");
+    let ev = wait_for(&mut rx, "Down", |e| matches!(e, SessionEvent::Down { .. })).await;
+    assert!(format!("{ev:?}").contains("UPDATE Message Error"), "{ev:?}");
 }
