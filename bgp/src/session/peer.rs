@@ -217,7 +217,11 @@ impl PeerTask {
                 debug!(peer = %self.addr, %id, "connect failed: {e}");
                 self.input(Input::TcpFailed(id));
             }
-            Err(_) => {} // aborted
+            // Aborted attempts are never polled again; anything else is a failure.
+            Err(e) => {
+                warn!(peer = %self.addr, %id, "connect task failed: {e}");
+                self.input(Input::TcpFailed(id));
+            }
         }
     }
 
