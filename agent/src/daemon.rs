@@ -61,7 +61,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     for note in unsupported_settings(&cfg) {
         warn!("{note}");
     }
-    let speaker = bgp::speaker::spawn(speaker_config(&cfg));
+    let speaker = bgp::speaker::spawn(speaker_config(&cfg), None)
+        .await
+        .context("cannot start the BGP speaker")?;
     info!(
         node = %cfg.node.name,
         router_id = %cfg.node.router_id,
@@ -116,6 +118,7 @@ fn peer_settings(p: &Peer) -> PeerSettings {
         import: p.import.clone(),
         export: p.export.clone(),
         connect_retry: p.connect_retry,
+        next_hop_v6: None,
     }
 }
 

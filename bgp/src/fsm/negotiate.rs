@@ -35,6 +35,9 @@ pub struct Negotiated {
     pub graceful_restart: Option<GracefulRestartCap>,
     /// Both sent the 4-octet AS capability (RFC 6793).
     pub four_octet_as: bool,
+    /// Our end of the session's TCP connection (filled in by the session task; the next
+    /// hop we advertise towards eBGP peers, RFC 4271 §5.1.3).
+    pub local_addr: Option<std::net::SocketAddr>,
 }
 
 /// RFC 4271 §6.2 checks that need our configuration. The codec already rejects malformed
@@ -191,5 +194,6 @@ pub(crate) fn negotiate(cfg: &FsmConfig, open: &Open) -> Negotiated {
         enhanced_route_refresh: has(ours, is_err) && has(theirs, is_err),
         graceful_restart,
         four_octet_as,
+        local_addr: None,
     }
 }

@@ -38,6 +38,7 @@ struct Conn {
     negotiated: bool,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
+    local_addr: Option<SocketAddr>,
 }
 
 type Connecting = Option<(ConnId, JoinHandle<io::Result<TcpStream>>)>;
@@ -286,6 +287,7 @@ impl PeerTask {
     }
 
     fn add_conn_with_id(&mut self, id: ConnId, stream: TcpStream, outgoing: bool) {
+        let local_addr = stream.local_addr().ok();
         let (rd, wr) = stream.into_split();
         let (ctx, ctx_rx) = watch::channel(Arc::new(DecodeContext::default()));
         let (urgent, urgent_rx) = mpsc::channel(URGENT_QUEUE);
@@ -302,6 +304,7 @@ impl PeerTask {
                 negotiated: false,
                 reader,
                 writer,
+                local_addr,
             },
         );
         self.input(Input::TcpConnected(id, outgoing));
@@ -337,12 +340,13 @@ impl PeerTask {
                     self.pending
                         .push_back(SessionEvent::StateChanged { from, to });
                 }
-                Output::Established(neg) => {
-                    let bulk = self
+                Output::Established(mut neg) => {
+                    let conn = self
                         .fsm
                         .established_conn()
-                        .and_then(|id| self.conns.get(&id))
-                        .map(|c| c.bulk.clone());
+                        .and_then(|id| self.conns.get(&id));
+                    let bulk = conn.map(|c| c.bulk.clone());
+                    neg.local_addr = conn.and_then(|c| c.local_addr);
                     self.set_out(bulk);
                     info!(
                         peer = %self.addr,

@@ -172,4 +172,6 @@ pub struct PeerSettings {
     pub export: crate::policy::Filter,
     /// Seconds between connection attempts (RFC 4271 §8 ConnectRetryTimer).
     pub connect_retry: u16,
+    /// Our IPv6 next hop for IPv6 routes sent over an IPv4 session (None = not sent).
+    pub next_hop_v6: Option<std::net::Ipv6Addr>,
 }

@@ -1,8 +1,48 @@
-//! The speaker actor: the one task that owns the RIBs. Sessions feed it events, the control
-//! API queries it through a [`SpeakerHandle`].
+//! The speaker actor: the one task that owns the RIBs. Session tasks feed it events, the
+//! control API queries it through a [`SpeakerHandle`], and it hands Loc-RIB changes to a
+//! [`FibSink`] (the kernel FIB programmer, wired by the agent).
 
 mod api;
-mod spawn_stub;
+mod core;
+mod inbound;
+mod outbound;
+mod peer;
+mod policy_rules;
+mod view;
+
+use std::net::IpAddr;
 
 pub use api::*;
-pub use spawn_stub::spawn;
+pub use policy_rules::{export_attrs, import_attrs, ImportReject, Source, Target};
+
+use crate::wire::Prefix;
+
+/// Where the speaker sends the routes the kernel should hold (the ECMP set of each Loc-RIB
+/// entry learned from a peer). Implementations must not block: the speaker's loop calls them
+/// for every change.
+pub trait FibSink: Send + 'static {
+    /// `prefix` should be routed via these next hops (one = plain route, several = ECMP).
+    fn set(&mut self, prefix: Prefix, next_hops: Vec<IpAddr>);
+    /// `prefix` should not be routed by us any more.
+    fn remove(&mut self, prefix: Prefix);
+}
+
+/// Why the speaker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Starts the speaker: binds the listener (if configured), starts one session task per
+/// configured peer, and returns the handle the control API uses. Must run inside a tokio
+/// runtime.
+pub async fn spawn(
+    cfg: SpeakerConfig,
+    fib: Option<Box<dyn FibSink>>,
+) -> Result<SpeakerHandle, SpeakerError> {
+    core::Speaker::start(cfg, fib).await
+}

@@ -1,0 +1,334 @@
+//! The speaker task: start-up, the event loop, and control requests.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::fsm::State;
+use crate::rib::{PeerInfo, Rib, RouteAttrs, LOCAL_PEER};
+use crate::session::{self, Listener, PeerConfig, SessionEvent};
+use crate::wire::{
+    AsPath, Capability, Community, Family, GracefulRestartCap, Nlri, Notification, Origin,
+    PathAttrs, Prefix,
+};
+
+use super::api::{Announce, Request, SpeakerConfig, SpeakerHandle};
+use super::peer::{now_secs, PeerSlot, Session};
+use super::policy_rules::Target;
+use super::{FibSink, SpeakerError};
+
+/// Session events handled before the speaker propagates changes and flushes.
+const EVENT_BATCH: usize = 256;
+/// RFC 4486 §4 Cease subcode 2: Administrative Shutdown.
+const CEASE_ADMIN_SHUTDOWN: u8 = 2;
+
+pub(crate) struct Speaker {
+    pub cfg: SpeakerConfig,
+    pub rib: Rib,
+    pub peers: Vec<PeerSlot>,
+    /// Prefixes whose best path or ECMP set changed since the last propagation.
+    pub dirty: HashSet<Prefix>,
+    pub fib: Option<Box<dyn FibSink>>,
+    _listener: Option<Listener>,
+}
+
+impl Speaker {
+    pub async fn start(
+        cfg: SpeakerConfig,
+        fib: Option<Box<dyn FibSink>>,
+    ) -> Result<SpeakerHandle, SpeakerError> {
+        let listener = match cfg.listen {
+            Some(addr) => Some(
+                Listener::bind(addr)
+                    .await
+                    .map_err(|source| SpeakerError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let (req_tx, req_rx) = mpsc::channel(64);
+        let mut peers = Vec::with_capacity(cfg.peers.len());
+        for (i, settings) in cfg.peers.iter().enumerate() {
+            // Peer ids start at 1: 0 is LOCAL_PEER.
+            let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let handle = session::spawn_peer(id, peer_config(&cfg, settings), ev_tx.clone());
+            if let Some(l) = &listener {
+                l.register(settings.address, &handle);
+            }
+            peers.push(PeerSlot::new(id, settings.clone(), handle, cfg.asn));
+        }
+        drop(ev_tx);
+        let speaker = Speaker {
+            rib: Rib::new(cfg.asn, cfg.router_id),
+            cfg,
+            peers,
+            dirty: HashSet::new(),
+            fib,
+            _listener: listener,
+        };
+        tokio::spawn(speaker.run(ev_rx, req_rx));
+        Ok(SpeakerHandle::new(req_tx))
+    }
+
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<(u32, SessionEvent)>,
+        mut requests: mpsc::Receiver<Request>,
+    ) {
+        let mut sweep = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            let busy = self.has_pending_out();
+            tokio::select! {
+                biased;
+                req = requests.recv() => match req {
+                    Some(Request::Shutdown(reply)) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(req) => self.on_request(req),
+                    // Every handle is gone: nobody can ask us anything any more.
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                ev = events.recv() => {
+                    let Some((id, ev)) = ev else { return };
+                    self.on_event(id, ev);
+                    for _ in 1..EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok((id, ev)) => self.on_event(id, ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sweep.tick() => {
+                    self.rib.sweep_attrs();
+                }
+                _ = std::future::ready(()), if busy => {}
+            }
+            self.propagate();
+            self.flush().await;
+        }
+    }
+
+    fn on_event(&mut self, id: u32, ev: SessionEvent) {
+        let Some(idx) = self.slot_index(id) else {
+            return;
+        };
+        match ev {
+            SessionEvent::StateChanged { from, to } => {
+                tracing::info!(peer = %self.peers[idx].address(), %from, %to, "session state");
+                let slot = &mut self.peers[idx];
+                slot.state = to;
+                slot.since = now_secs();
+                if from == State::Established && to != State::Established {
+                    self.session_down(idx);
+                }
+            }
+            SessionEvent::Established(neg) => self.session_up(idx, neg),
+            SessionEvent::Update(update) => self.on_update(idx, update),
+            SessionEvent::RouteRefresh(rr) => self.on_route_refresh(idx, rr.family),
+            SessionEvent::Down { reason } => {
+                tracing::info!(peer = %self.peers[idx].address(), %reason, "session down");
+                self.peers[idx].info = reason;
+                self.session_down(idx);
+            }
+        }
+    }
+
+    fn slot_index(&self, id: u32) -> Option<usize> {
+        let idx = usize::try_from(id).ok()?.checked_sub(1)?;
+        (idx < self.peers.len()).then_some(idx)
+    }
+
+    fn session_up(&mut self, idx: usize, neg: Box<crate::fsm::Negotiated>) {
+        let slot = &mut self.peers[idx];
+        let local_addr = neg
+            .local_addr
+            .map(|a| a.ip())
+            .or(slot.settings.local_address)
+            .unwrap_or(match slot.settings.address {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            });
+        let info = PeerInfo {
+            id: slot.id,
+            addr: slot.settings.address,
+            asn: neg.peer_open.asn,
+            router_id: neg.peer_open.router_id,
+            ibgp: !slot.ebgp,
+        };
+        if let Err(e) = self.rib.register_peer(info) {
+            tracing::error!(peer = %slot.address(), "cannot register peer: {e}");
+        }
+        slot.info = format!(
+            "hold {}s, families {}",
+            neg.hold_time,
+            neg.families
+                .iter()
+                .map(|f| family_name(*f))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let target = Target {
+            ebgp: slot.ebgp,
+            local_asn: self.cfg.asn,
+            local_addr,
+            local_v6: slot.settings.next_hop_v6,
+        };
+        let families = neg.families.clone();
+        slot.session = Some(Session {
+            negotiated: neg,
+            target,
+            adj_out: Default::default(),
+            cache: Default::default(),
+            refresh: Vec::new(),
+        });
+        self.initial_dump(idx, &families);
+    }
+
+    fn session_down(&mut self, idx: usize) {
+        let slot = &mut self.peers[idx];
+        if slot.session.take().is_none() {
+            return;
+        }
+        let id = slot.id;
+        self.dirty.extend(self.rib.remove_peer(id));
+    }
+
+    fn on_request(&mut self, req: Request) {
+        match req {
+            Request::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Request::Routes { table, peer, reply } => {
+                let _ = reply.send(self.routes(table, peer));
+            }
+            Request::Announce(routes, reply) => {
+                let _ = reply.send(Ok(self.announce(routes)));
+            }
+            Request::Withdraw(prefixes, reply) => {
+                let mut n = 0;
+                for prefix in prefixes {
+                    let nlri = Nlri { prefix, path_id: 0 };
+                    if self.rib.withdraw(LOCAL_PEER, nlri) {
+                        self.dirty.insert(prefix);
+                        n += 1;
+                    }
+                }
+                let _ = reply.send(Ok(n));
+            }
+            Request::Shutdown(_) => {}
+        }
+    }
+
+    fn announce(&mut self, routes: Vec<Announce>) -> usize {
+        let mut n = 0;
+        for a in routes {
+            let prefix = crate::policy::masked(a.prefix);
+            // Unspecified = "this node": export puts our session address there.
+            let next_hop = a.next_hop.unwrap_or(match prefix {
+                Prefix::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                Prefix::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            });
+            let attrs = PathAttrs {
+                origin: Some(Origin::Igp),
+                as_path: Some(AsPath::default()),
+                next_hop: match next_hop {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                },
+                communities: a
+                    .communities
+                    .iter()
+                    .map(|&(asn, val)| Community((u32::from(asn) << 16) | u32::from(val)))
+                    .collect(),
+                ..Default::default()
+            };
+            let attrs = self.rib.intern(RouteAttrs::new(attrs, next_hop));
+            match self
+                .rib
+                .insert(LOCAL_PEER, Nlri { prefix, path_id: 0 }, attrs)
+            {
+                Ok(changed) => {
+                    if changed {
+                        self.dirty.insert(prefix);
+                    }
+                    n += 1;
+                }
+                Err(e) => tracing::error!(%prefix, "cannot originate: {e}"),
+            }
+        }
+        n
+    }
+
+    async fn shutdown(&mut self) {
+        // RFC 4486 §4: Cease / Administrative Shutdown to every peer, all at once.
+        let cease = Notification::cease(CEASE_ADMIN_SHUTDOWN);
+        let stops = self.peers.iter().map(|p| p.handle.stop(cease.clone()));
+        let all = futures_join_all(stops);
+        if tokio::time::timeout(Duration::from_secs(3), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some peers did not take the Cease within 3 s");
+        }
+    }
+}
+
+/// Waits for every future (a tiny join_all, to avoid a dependency for one call).
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    for f in set {
+        f.await;
+    }
+}
+
+pub(crate) fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::IPV4_UNICAST => "ipv4-unicast",
+        Family::IPV6_UNICAST => "ipv6-unicast",
+        _ => "other",
+    }
+}
+
+/// What the session task needs for one neighbour.
+fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> PeerConfig {
+    let mut caps: Vec<Capability> = p
+        .families
+        .iter()
+        .map(|f| Capability::MultiProtocol(*f))
+        .collect();
+    caps.push(Capability::RouteRefresh);
+    caps.push(Capability::FourOctetAs(cfg.asn));
+    caps.push(Capability::ExtendedMessage);
+    if cfg.graceful_restart {
+        // RFC 4724 §3: advertised; the restarting/helper behaviour comes with the graceful
+        // restart work (forwarding state is not claimed yet).
+        caps.push(Capability::GracefulRestart(GracefulRestartCap {
+            restart_state: false,
+            notification: false,
+            restart_time: cfg.restart_time.min(4095),
+            families: p.families.iter().map(|f| (*f, false)).collect(),
+        }));
+    }
+    PeerConfig {
+        remote_addr: p.address,
+        remote_port: p.port,
+        local_addr: p.local_address,
+        local_asn: cfg.asn,
+        remote_asn: p.asn,
+        router_id: cfg.router_id,
+        hold_time: p.hold_time.unwrap_or(cfg.hold_time),
+        passive: p.passive,
+        connect_retry: Duration::from_secs(u64::from(p.connect_retry.max(1))),
+        capabilities: caps,
+    }
+}

@@ -1,0 +1,214 @@
+//! Loc-RIB changes out to every peer's Adj-RIB-Out, the wire, and the FIB.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::rib::{Path, RouteAttrs, LOCAL_PEER};
+use crate::wire::{
+    encode_announcements, encode_end_of_rib, encode_withdrawals, EncodeContext, Family, MpNextHop,
+    Nlri, Prefix,
+};
+
+use super::core::Speaker;
+use super::peer::{PeerSlot, EXPORT_CACHE_MAX};
+use super::policy_rules::{export_attrs, Source};
+
+/// Prefixes taken from one Adj-RIB-Out per flush, so one big table does not starve others.
+const FLUSH_CHUNK: usize = 20_000;
+
+impl Speaker {
+    pub(crate) fn has_pending_out(&self) -> bool {
+        self.peers.iter().any(|p| {
+            p.session
+                .as_ref()
+                .is_some_and(|s| s.adj_out.has_pending() || !s.refresh.is_empty())
+        })
+    }
+
+    /// Everything a new session should receive, then End-of-RIB (RFC 4724 §2).
+    pub(crate) fn initial_dump(&mut self, idx: usize, families: &[Family]) {
+        let best: Vec<(Prefix, Path)> = self
+            .rib
+            .entries()
+            .filter_map(|e| e.best().map(|p| (e.prefix, p.clone())))
+            .collect();
+        for (prefix, path) in best {
+            self.export_one(idx, prefix, Some(&path));
+        }
+        if let Some(s) = self.peers[idx].session.as_mut() {
+            for f in families {
+                s.adj_out.mark_initial_queued(*f);
+            }
+        }
+    }
+
+    /// Pushes every changed prefix to the peers and the FIB.
+    pub(crate) fn propagate(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let dirty: Vec<Prefix> = self.dirty.drain().collect();
+        for prefix in dirty {
+            let best = self.rib.best(&prefix).cloned();
+            for idx in 0..self.peers.len() {
+                if self.peers[idx].session.is_some() {
+                    self.export_one(idx, prefix, best.as_ref());
+                }
+            }
+            self.program_fib(prefix);
+        }
+    }
+
+    fn program_fib(&mut self, prefix: Prefix) {
+        let Some(fib) = self.fib.as_mut() else {
+            return;
+        };
+        let ecmp = self.rib.ecmp(&prefix);
+        let mut hops: Vec<IpAddr> = ecmp
+            .iter()
+            .filter(|p| p.peer != LOCAL_PEER && !p.attrs.next_hop.is_unspecified())
+            .map(|p| p.attrs.next_hop)
+            .collect();
+        hops.sort();
+        hops.dedup();
+        if hops.is_empty() {
+            fib.remove(prefix);
+        } else {
+            fib.set(prefix, hops);
+        }
+    }
+
+    /// Decides what peer `idx` should hold for `prefix` given the best path.
+    pub(crate) fn export_one(&mut self, idx: usize, prefix: Prefix, best: Option<&Path>) {
+        let source = best.and_then(|p| {
+            if p.peer == LOCAL_PEER {
+                Some(Source::Local)
+            } else {
+                self.rib
+                    .peer(p.peer)
+                    .map(|i| if i.ibgp { Source::Ibgp } else { Source::Ebgp })
+            }
+        });
+        let Some(slot) = self.peers.get_mut(idx) else {
+            return;
+        };
+        let out = match (best, source) {
+            (Some(path), Some(source)) => export_for(slot, prefix, path, source, &mut self.rib),
+            _ => None,
+        };
+        let Some(session) = slot.session.as_mut() else {
+            return;
+        };
+        let nlri = Nlri { prefix, path_id: 0 };
+        match out {
+            Some(attrs) => session.adj_out.set(nlri, attrs),
+            None => session.adj_out.remove(nlri),
+        }
+    }
+
+    /// Encodes and sends what each Adj-RIB-Out has pending, a chunk per peer.
+    pub(crate) async fn flush(&mut self) {
+        for slot in &mut self.peers {
+            let Some(session) = slot.session.as_mut() else {
+                continue;
+            };
+            let ctx = session.negotiated.encode.clone();
+            let mut buf = BytesMut::new();
+            let pending = session.adj_out.take_pending_limited(FLUSH_CHUNK);
+            for (family, nlri) in &pending.withdrawals {
+                if let Err(e) = encode_withdrawals(*family, nlri, &ctx, &mut buf) {
+                    tracing::error!(peer = %slot.settings.address, "encode: {e}");
+                }
+            }
+            for (attrs, family, nlri) in &pending.announcements {
+                encode_group(attrs, *family, nlri, &ctx, &mut buf, slot.settings.address);
+            }
+            if session.adj_out.pending_len() == 0 {
+                for family in std::mem::take(&mut session.refresh) {
+                    resend_family(session, family, &ctx, &mut buf, slot.settings.address);
+                }
+            }
+            for family in session.adj_out.take_end_of_rib() {
+                encode_end_of_rib(family, &mut buf);
+            }
+            if !buf.is_empty() && slot.handle.send(buf.freeze()).await.is_err() {
+                tracing::warn!(peer = %slot.settings.address, "session task gone");
+            }
+        }
+    }
+}
+
+fn encode_group(
+    attrs: &RouteAttrs,
+    family: Family,
+    nlri: &[Nlri],
+    ctx: &EncodeContext,
+    buf: &mut BytesMut,
+    peer: IpAddr,
+) {
+    let mp = (family != Family::IPV4_UNICAST).then_some(MpNextHop {
+        global: attrs.next_hop,
+        link_local: attrs.link_local,
+    });
+    if let Err(e) = encode_announcements(&attrs.attrs, family, mp, nlri, ctx, buf) {
+        tracing::error!(%peer, "encode: {e}");
+    }
+}
+
+/// RFC 2918: everything advertised in `family`, again, grouped by attribute set.
+fn resend_family(
+    session: &super::peer::Session,
+    family: Family,
+    ctx: &EncodeContext,
+    buf: &mut BytesMut,
+    peer: IpAddr,
+) {
+    let mut groups: HashMap<usize, (Arc<RouteAttrs>, Vec<Nlri>)> = HashMap::new();
+    for (n, a) in session.adj_out.iter() {
+        if Family::of(&n.prefix) == family {
+            groups
+                .entry(Arc::as_ptr(a) as usize)
+                .or_insert_with(|| (a.clone(), Vec::new()))
+                .1
+                .push(*n);
+        }
+    }
+    for (attrs, nlri) in groups.values() {
+        encode_group(attrs, family, nlri, ctx, buf, peer);
+    }
+    encode_end_of_rib(family, buf);
+}
+
+/// The attributes `slot`'s peer gets for `path`, or None.
+fn export_for(
+    slot: &mut PeerSlot,
+    prefix: Prefix,
+    path: &Path,
+    source: Source,
+    rib: &mut crate::rib::Rib,
+) -> Option<Arc<RouteAttrs>> {
+    // Never send a route back to the peer it came from.
+    if path.peer == slot.id {
+        return None;
+    }
+    let session = slot.session.as_mut()?;
+    if !session.negotiated.families.contains(&Family::of(&prefix)) {
+        return None;
+    }
+    if !slot.settings.export.permits(&prefix, slot.ebgp) {
+        return None;
+    }
+    let key = (Arc::as_ptr(&path.attrs) as usize, source as u8);
+    if let Some((_, out)) = session.cache.get(&key) {
+        return out.clone();
+    }
+    let out = export_attrs(&path.attrs, source, &session.target).map(|a| rib.intern(a));
+    if session.cache.len() >= EXPORT_CACHE_MAX {
+        session.cache.clear();
+    }
+    session.cache.insert(key, (path.attrs.clone(), out.clone()));
+    out
+}

@@ -1,0 +1,76 @@
+//! The speaker's view of one configured neighbour.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::fsm::{Negotiated, State};
+use crate::rib::{AdjRibOut, PeerId, RouteAttrs};
+use crate::session::PeerHandle;
+
+use super::api::PeerSettings;
+use super::policy_rules::Target;
+
+/// Export results cached per source attribute set and source kind, so a million routes sharing one set
+/// are transformed once. Keyed by the source `Arc`'s address; the source is held so the
+/// address cannot be reused while cached.
+pub(crate) type ExportCache = HashMap<(usize, u8), (Arc<RouteAttrs>, Option<Arc<RouteAttrs>>)>;
+
+/// Largest export cache before it is cleared (it only holds distinct attribute sets).
+pub(crate) const EXPORT_CACHE_MAX: usize = 65_536;
+
+/// An Established session's state.
+pub(crate) struct Session {
+    pub negotiated: Box<Negotiated>,
+    pub target: Target,
+    pub adj_out: AdjRibOut,
+    pub cache: ExportCache,
+    /// Families the peer asked to have re-sent (ROUTE-REFRESH).
+    pub refresh: Vec<crate::wire::Family>,
+}
+
+pub(crate) struct PeerSlot {
+    pub id: PeerId,
+    pub settings: PeerSettings,
+    pub handle: PeerHandle,
+    pub ebgp: bool,
+    pub state: State,
+    pub since: u64,
+    pub info: String,
+    pub session: Option<Session>,
+}
+
+impl PeerSlot {
+    pub fn new(id: PeerId, settings: PeerSettings, handle: PeerHandle, local_asn: u32) -> Self {
+        Self {
+            id,
+            ebgp: settings.asn != local_asn,
+            settings,
+            handle,
+            state: State::Idle,
+            since: now_secs(),
+            info: String::new(),
+            session: None,
+        }
+    }
+
+    pub fn address(&self) -> IpAddr {
+        self.settings.address
+    }
+
+    pub fn kind(&self) -> &'static str {
+        if self.ebgp {
+            "ebgp"
+        } else {
+            "ibgp"
+        }
+    }
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

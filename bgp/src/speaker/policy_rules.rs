@@ -1,0 +1,263 @@
+//! The eBGP/iBGP rules applied on import and export (RFC 4271 §5, §9.1.3, RFC 1997).
+//! Pure functions over attributes, so they are unit-tested without sessions.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::rib::RouteAttrs;
+use crate::wire::{AsPath, AsSegment, Community, PathAttrs, SegmentType};
+
+/// Why an imported path is not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportReject {
+    /// Our own AS is in the AS_PATH (RFC 4271 §9.1.2).
+    AsPathLoop,
+    /// The peer's import filter (or RFC 8212 default deny) rejected it.
+    Filtered,
+    /// RFC 7606 treat-as-withdraw.
+    Malformed,
+}
+
+impl ImportReject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportReject::AsPathLoop => "as-path loop",
+            ImportReject::Filtered => "rejected by import filter",
+            ImportReject::Malformed => "malformed (RFC 7606 treat-as-withdraw)",
+        }
+    }
+}
+
+/// Normalises attributes received from a peer: LOCAL_PREF from an eBGP peer is ignored
+/// (RFC 4271 §5.1.5); returns the loop verdict.
+pub fn import_attrs(
+    mut attrs: PathAttrs,
+    local_asn: u32,
+    ebgp: bool,
+) -> (PathAttrs, Option<ImportReject>) {
+    if ebgp {
+        attrs.local_pref = None;
+    }
+    let looped = attrs
+        .as_path
+        .as_ref()
+        .is_some_and(|p| p.segments.iter().any(|s| s.asns.contains(&local_asn)));
+    (attrs, looped.then_some(ImportReject::AsPathLoop))
+}
+
+/// Where a path came from, as the export rules need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Originated by this node (`bramble routes announce`).
+    Local,
+    Ebgp,
+    Ibgp,
+}
+
+/// The session a path is exported on.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub ebgp: bool,
+    pub local_asn: u32,
+    /// Our address on this session: the next hop we set (next-hop-self).
+    pub local_addr: IpAddr,
+    /// An IPv6 address of ours for IPv6 routes sent over an IPv4 session, if known.
+    pub local_v6: Option<Ipv6Addr>,
+}
+
+/// The attributes a path is advertised with to `to`, or None when it must not be advertised
+/// there. `attrs.next_hop` unspecified (0.0.0.0 / ::) means "this node".
+pub fn export_attrs(src: &RouteAttrs, from: Source, to: &Target) -> Option<RouteAttrs> {
+    let a = &src.attrs;
+    // RFC 1997: well-known communities.
+    if a.communities.contains(&Community::NO_ADVERTISE) {
+        return None;
+    }
+    if to.ebgp
+        && (a.communities.contains(&Community::NO_EXPORT)
+            || a.communities.contains(&Community::NO_EXPORT_SUBCONFED))
+    {
+        return None;
+    }
+    // RFC 4271 §9.2: a route learned from an iBGP peer is not advertised to other iBGP peers
+    // (route reflection, RFC 4456, lifts this in reflector.rs).
+    if from == Source::Ibgp && !to.ebgp {
+        return None;
+    }
+    let mut out = a.clone();
+    let mut next_hop = src.next_hop;
+    let mut link_local = src.link_local;
+    if to.ebgp {
+        // RFC 4271 §5.1.2: prepend our AS; §5.1.3: next hop self; §5.1.4: MED learned from
+        // another AS is not passed on; §5.1.5: no LOCAL_PREF to eBGP; RFC 4456 §8:
+        // ORIGINATOR_ID / CLUSTER_LIST stay inside the AS.
+        prepend(&mut out, to.local_asn);
+        next_hop = self_address(src.next_hop, to)?;
+        link_local = None;
+        if from != Source::Local {
+            out.med = None;
+        }
+        out.local_pref = None;
+        out.originator_id = None;
+        out.cluster_list.clear();
+    } else {
+        // iBGP: LOCAL_PREF always present (RFC 4271 §5.1.5); the next hop of a route learned
+        // over eBGP is passed unchanged (§5.1.3), our own routes get ours.
+        out.local_pref = Some(a.local_pref.unwrap_or(100));
+        if out.as_path.is_none() {
+            out.as_path = Some(AsPath::default());
+        }
+        if src.next_hop.is_unspecified() {
+            next_hop = self_address(src.next_hop, to)?;
+            link_local = None;
+        }
+    }
+    if out.origin.is_none() {
+        out.origin = Some(crate::wire::Origin::Incomplete);
+    }
+    out.next_hop = match next_hop {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    };
+    Some(RouteAttrs {
+        attrs: out,
+        next_hop,
+        link_local,
+    })
+}
+
+/// Our address of the family of `like` on this session.
+fn self_address(like: IpAddr, to: &Target) -> Option<IpAddr> {
+    match (like, to.local_addr) {
+        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => Some(to.local_addr),
+        (IpAddr::V6(_), IpAddr::V4(_)) => to.local_v6.map(IpAddr::V6),
+        // IPv4 routes over an IPv6 session need RFC 8950; not negotiated here.
+        (IpAddr::V4(_), IpAddr::V6(_)) => None,
+    }
+}
+
+/// RFC 4271 §5.1.2 (and RFC 6793: the path holds 4-octet AS numbers here; the codec
+/// substitutes AS_TRANS on 2-octet sessions).
+fn prepend(attrs: &mut PathAttrs, asn: u32) {
+    let path = attrs.as_path.get_or_insert_with(AsPath::default);
+    match path.segments.first_mut() {
+        Some(seg) if seg.kind == SegmentType::Sequence && seg.asns.len() < 255 => {
+            seg.asns.insert(0, asn);
+        }
+        _ => path.segments.insert(
+            0,
+            AsSegment {
+                kind: SegmentType::Sequence,
+                asns: vec![asn],
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Origin;
+    use std::net::Ipv4Addr;
+
+    fn v4(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn learned(path: &[u32]) -> RouteAttrs {
+        RouteAttrs {
+            attrs: PathAttrs {
+                origin: Some(Origin::Igp),
+                as_path: Some(AsPath {
+                    segments: vec![AsSegment {
+                        kind: SegmentType::Sequence,
+                        asns: path.to_vec(),
+                    }],
+                }),
+                next_hop: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                med: Some(7),
+                local_pref: Some(200),
+                ..Default::default()
+            },
+            next_hop: v4("10.0.0.1"),
+            link_local: None,
+        }
+    }
+
+    fn target(ebgp: bool) -> Target {
+        Target {
+            ebgp,
+            local_asn: 64512,
+            local_addr: v4("10.9.9.9"),
+            local_v6: None,
+        }
+    }
+
+    #[test]
+    fn ebgp_export_prepends_sets_next_hop_and_strips() {
+        let out = export_attrs(&learned(&[65001]), Source::Ebgp, &target(true)).unwrap();
+        assert_eq!(
+            out.attrs.as_path.unwrap().segments[0].asns,
+            vec![64512, 65001]
+        );
+        assert_eq!(out.next_hop, v4("10.9.9.9"));
+        assert_eq!(out.attrs.next_hop, Some(Ipv4Addr::new(10, 9, 9, 9)));
+        assert_eq!(out.attrs.med, None);
+        assert_eq!(out.attrs.local_pref, None);
+    }
+
+    #[test]
+    fn ibgp_export_keeps_next_hop_and_sets_local_pref() {
+        let mut src = learned(&[65001]);
+        src.attrs.local_pref = None;
+        let out = export_attrs(&src, Source::Ebgp, &target(false)).unwrap();
+        assert_eq!(out.next_hop, v4("10.0.0.1"));
+        assert_eq!(out.attrs.local_pref, Some(100));
+        assert_eq!(out.attrs.as_path.unwrap().segments[0].asns, vec![65001]);
+        // iBGP-learned routes are not re-advertised to iBGP (RFC 4271 §9.2).
+        assert!(export_attrs(&src, Source::Ibgp, &target(false)).is_none());
+        assert!(export_attrs(&src, Source::Ibgp, &target(true)).is_some());
+    }
+
+    #[test]
+    fn well_known_communities() {
+        let mut src = learned(&[65001]);
+        src.attrs.communities = vec![Community::NO_EXPORT];
+        assert!(export_attrs(&src, Source::Ebgp, &target(true)).is_none());
+        assert!(export_attrs(&src, Source::Ebgp, &target(false)).is_some());
+        src.attrs.communities = vec![Community::NO_ADVERTISE];
+        assert!(export_attrs(&src, Source::Ebgp, &target(false)).is_none());
+        src.attrs.communities = vec![Community::NO_EXPORT_SUBCONFED];
+        assert!(export_attrs(&src, Source::Ebgp, &target(true)).is_none());
+    }
+
+    #[test]
+    fn local_routes_get_our_next_hop() {
+        let src = RouteAttrs {
+            attrs: PathAttrs {
+                origin: Some(Origin::Igp),
+                ..Default::default()
+            },
+            next_hop: v4("0.0.0.0"),
+            link_local: None,
+        };
+        let out = export_attrs(&src, Source::Local, &target(false)).unwrap();
+        assert_eq!(out.next_hop, v4("10.9.9.9"));
+        assert_eq!(out.attrs.as_path, Some(AsPath::default()));
+        let v6 = RouteAttrs {
+            next_hop: "::".parse().unwrap(),
+            ..src
+        };
+        // No IPv6 address of ours on an IPv4 session: not advertised.
+        assert!(export_attrs(&v6, Source::Local, &target(true)).is_none());
+    }
+
+    #[test]
+    fn import_loop_and_local_pref() {
+        let (attrs, verdict) = import_attrs(learned(&[65001, 64512]).attrs, 64512, true);
+        assert_eq!(verdict, Some(ImportReject::AsPathLoop));
+        assert_eq!(attrs.local_pref, None);
+        let (attrs, verdict) = import_attrs(learned(&[65001]).attrs, 64512, false);
+        assert_eq!(verdict, None);
+        assert_eq!(attrs.local_pref, Some(200));
+    }
+}

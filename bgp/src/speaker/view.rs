@@ -1,0 +1,140 @@
+//! What `bramble status` and `bramble routes` show.
+
+use std::net::IpAddr;
+
+use crate::rib::{RouteAttrs, LOCAL_PEER};
+use crate::wire::{Origin, Prefix, SegmentType};
+
+use super::api::{PeerStatus, RouteEntry, TableKind};
+use super::core::Speaker;
+
+impl Speaker {
+    pub(crate) fn status(&self) -> Vec<PeerStatus> {
+        self.peers
+            .iter()
+            .map(|p| {
+                let counts = self.rib.counts(p.id).unwrap_or_default();
+                PeerStatus {
+                    peer: p.address(),
+                    asn: p.settings.asn,
+                    kind: p.kind().to_string(),
+                    state: p.state.to_string(),
+                    since: p.since,
+                    received: counts.received,
+                    accepted: counts.accepted,
+                    advertised: p
+                        .session
+                        .as_ref()
+                        .map_or(0, |s| s.adj_out.advertised_len() as u64),
+                    info: p.info.clone(),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn routes(
+        &self,
+        table: TableKind,
+        peer: Option<IpAddr>,
+    ) -> Result<Vec<RouteEntry>, String> {
+        let slot = match peer {
+            Some(addr) => Some(
+                self.peers
+                    .iter()
+                    .find(|p| p.address() == addr)
+                    .ok_or_else(|| format!("no such peer {addr}"))?,
+            ),
+            None => None,
+        };
+        let peer_addr = |id| {
+            (id != LOCAL_PEER)
+                .then(|| self.rib.peer(id).map(|i| i.addr))
+                .flatten()
+        };
+        match table {
+            TableKind::Loc => Ok(self
+                .rib
+                .loc_routes()
+                .filter(|r| slot.is_none_or(|s| r.path.peer == s.id))
+                .map(|r| {
+                    let mut e = entry(r.prefix, &r.path.attrs, peer_addr(r.path.peer));
+                    e.best = r.best;
+                    e.ecmp = r.ecmp;
+                    e
+                })
+                .collect()),
+            TableKind::AdjIn => {
+                let mut out = Vec::new();
+                for p in self
+                    .peers
+                    .iter()
+                    .filter(|p| slot.is_none_or(|s| s.id == p.id))
+                {
+                    for r in self.rib.adj_in(p.id) {
+                        let mut e = entry(r.nlri.prefix, r.attrs, Some(p.address()));
+                        e.note = r.rejected.map(str::to_string);
+                        out.push(e);
+                    }
+                }
+                Ok(out)
+            }
+            TableKind::AdjOut => {
+                let mut out = Vec::new();
+                for p in self
+                    .peers
+                    .iter()
+                    .filter(|p| slot.is_none_or(|s| s.id == p.id))
+                {
+                    if let Some(s) = &p.session {
+                        out.extend(
+                            s.adj_out
+                                .iter()
+                                .map(|(n, a)| entry(n.prefix, a, Some(p.address()))),
+                        );
+                    }
+                }
+                Ok(out)
+            }
+            TableKind::Fib => Err("the FIB table is served by the agent".into()),
+        }
+    }
+}
+
+fn entry(prefix: Prefix, a: &RouteAttrs, peer: Option<IpAddr>) -> RouteEntry {
+    let attrs = &a.attrs;
+    RouteEntry {
+        prefix,
+        peer,
+        next_hop: (!a.next_hop.is_unspecified()).then_some(a.next_hop),
+        as_path: attrs
+            .as_path
+            .iter()
+            .flat_map(|p| p.segments.iter())
+            .filter(|s| matches!(s.kind, SegmentType::Sequence | SegmentType::Set))
+            .flat_map(|s| s.asns.iter().copied())
+            .collect(),
+        origin: match attrs.origin {
+            Some(Origin::Igp) => "igp",
+            Some(Origin::Egp) => "egp",
+            Some(Origin::Incomplete) | None => "incomplete",
+        }
+        .to_string(),
+        med: attrs.med,
+        local_pref: attrs.local_pref,
+        communities: attrs
+            .communities
+            .iter()
+            .map(|c| format!("{}:{}", c.0 >> 16, c.0 & 0xffff))
+            .collect(),
+        large_communities: attrs
+            .large_communities
+            .iter()
+            .map(|c| format!("{}:{}:{}", c.global, c.local1, c.local2))
+            .collect(),
+        best: false,
+        ecmp: false,
+        originator_id: attrs.originator_id,
+        cluster_list: attrs.cluster_list.clone(),
+        note: None,
+    }
+}

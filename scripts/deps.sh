@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what Bramble's lab and tests need on Debian (idempotent). Run as root.
+set -euo pipefail
+need=()
+command -v bird >/dev/null || need+=(bird2)
+command -v gobgpd >/dev/null || need+=(gobgpd)
+command -v ip >/dev/null || need+=(iproute2)
+command -v cc >/dev/null || need+=(build-essential)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if ((${#need[@]})) || [[ "${BRAMBLE_APT_UPDATE:-}" == 1 ]]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    if ((${#need[@]})); then
+        apt-get install -y -qq --no-install-recommends "${need[@]}"
+    fi
+fi
+# Debian's bird2 package may start a system BIRD; Bramble's tests run their own, in namespaces.
+if command -v systemctl >/dev/null && systemctl is-active --quiet bird 2>/dev/null; then
+    systemctl stop bird || true
+fi
+command -v cargo >/dev/null || { echo "deps.sh: cargo (Rust toolchain) is required" >&2; exit 1; }
