@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,10 +12,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::mrt::{table_dump_v2, MrtRoute};
+use crate::mrt::{table_dump_v2, MrtRoute, NO_ADVERTISE};
 use crate::names::unique_token;
 use crate::netns::Netns;
 use crate::process::{command_error, wait_until, ChildGuard};
+
+/// The prefix [`Gobgp::announce_bulk`] uses as its end-of-stream marker (TEST-NET-1).
+pub const BULK_SENTINEL: &str = "192.0.2.254/32";
 
 /// The gRPC port `gobgpd` listens on inside its namespace (each namespace has its own
 /// loopback, so the default is safe; it is still passed explicitly).
@@ -193,6 +198,11 @@ impl Gobgp {
         &mut self.child
     }
 
+    /// The local AS.
+    pub fn asn(&self) -> u32 {
+        self.asn
+    }
+
     /// Run `gobgp -p PORT ARGS…` inside the namespace; return stdout.
     pub fn gobgp(&self, args: &[&str]) -> Result<String> {
         let mut cmd = std::process::Command::new("ip");
@@ -290,18 +300,80 @@ impl Gobgp {
         Ok(self.rib_summary(family)?.0)
     }
 
-    /// Announce `routes` (both families may be mixed) in one go: write an MRT TABLE_DUMP_V2
-    /// file and `gobgp mrt inject global` it. Returns how long the injection took.
+    /// Announce `routes` (both families may be mixed) in one go and return once `gobgpd` has
+    /// taken all of them into its RIB; the result is how long that took.
+    ///
+    /// How: the routes are written as an MRT TABLE_DUMP_V2 stream into a FIFO read by
+    /// `gobgp mrt inject global FIFO`, which sends them over one gRPC `AddPathStream`. The
+    /// GoBGP 3 CLI exits right after its last `Send` without waiting for the server, so the tail
+    /// of a plain file is lost; with a FIFO the CLI keeps the stream open until we close our end.
+    /// A sentinel route ([`BULK_SENTINEL`], tagged NO_ADVERTISE so no peer sees it) follows
+    /// the routes; the server handles the stream in order, so once the sentinel is in the RIB
+    /// every route before it is too. Then the FIFO is closed and the sentinel deleted.
     pub fn announce_bulk(&self, routes: &[MrtRoute]) -> Result<Duration> {
-        let file = self.dir.join(format!("inject-{}.mrt", unique_token()));
-        let bytes = table_dump_v2(self.asn, self.router_id, routes);
-        std::fs::write(&file, bytes).map_err(|e| Error::io(&file, e))?;
+        let mut all = Vec::with_capacity(routes.len() + 1);
+        all.extend_from_slice(routes);
+        let mut sentinel = MrtRoute::new(
+            BULK_SENTINEL
+                .parse()
+                .map_err(|e| Error::parse("sentinel", format!("{e}")))?,
+            IpAddr::V4(self.router_id),
+        );
+        sentinel.communities = vec![NO_ADVERTISE];
+        all.push(sentinel);
+        // Peer AS 0 and BGP ID 0.0.0.0: GoBGP then treats the paths like `gobgp global rib add`
+        // ones (no source), so `del PREFIX` can withdraw them one by one.
+        let bytes = table_dump_v2(0, Ipv4Addr::UNSPECIFIED, &all);
+        // A sentinel left over from a failed call would end the wait at once.
+        if self.has_route(BULK_SENTINEL)? {
+            self.withdraw(BULK_SENTINEL)?;
+        }
+
+        let fifo = self.dir.join(format!("inject-{}.fifo", unique_token()));
+        make_fifo(&fifo)?;
         let start = Instant::now();
-        let path = file.to_string_lossy().into_owned();
-        self.gobgp(&["mrt", "inject", "global", &path])?;
-        let took = start.elapsed();
-        let _ = std::fs::remove_file(&file);
+        let port = self.port.to_string();
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns, "gobgp", "-p", &port])
+            .args(["mrt", "inject", "global"])
+            .arg(&fifo);
+        let mut injector = ChildGuard::spawn(cmd, "gobgp-inject", &self.dir)?;
+        let result = (|| {
+            let mut writer = open_fifo_writer(&fifo, &mut injector)?;
+            writer
+                .write_all(&bytes)
+                .map_err(|e| Error::io(&fifo, e))?;
+            wait_until(
+                "GoBGP to take the injected routes",
+                Duration::from_secs(300),
+                Duration::from_millis(50),
+                || {
+                    injector.check_running()?;
+                    Ok(self.has_route(BULK_SENTINEL)?)
+                },
+            )?;
+            drop(writer); // EOF: the CLI ends its stream and exits.
+            Ok(start.elapsed())
+        })();
+        injector.stop();
+        let _ = std::fs::remove_file(&fifo);
+        let cleanup = self.withdraw(BULK_SENTINEL);
+        let took = result?;
+        cleanup?;
         Ok(took)
+    }
+
+    /// Whether the global RIB holds `prefix` (exact match).
+    pub fn has_route(&self, prefix: &str) -> Result<bool> {
+        let fam = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        let v = self.gobgp_json(&["global", "rib", "-a", fam, prefix, "-j"]);
+        match v {
+            Ok(Value::Object(m)) => Ok(m.contains_key(prefix)),
+            Ok(_) => Ok(false),
+            // Older builds print "Network not in table" instead of JSON.
+            Err(Error::Parse { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Announce one route (`gobgp global rib -a FAM add PREFIX nexthop NH`).
@@ -332,6 +404,63 @@ impl Gobgp {
         self.gobgp(&["global", "rib", "-a", family, "del", "all"])
             .map(drop)
     }
+}
+
+/// `mkfifo(path, 0600)`.
+fn make_fifo(path: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| Error::parse("fifo path", e.to_string()))?;
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Open the FIFO for writing once the reader has opened it (non-blocking open fails with
+/// ENXIO until then), giving up if the reader process dies.
+fn open_fifo_writer(path: &Path, reader: &mut ChildGuard) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = None;
+    wait_until(
+        "gobgp mrt inject to open its input",
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        || {
+            reader.check_running()?;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+            {
+                Ok(f) => {
+                    file = Some(f);
+                    Ok(true)
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(false),
+                Err(e) => Err(Error::io(path, e)),
+            }
+        },
+    )?;
+    let file = file.ok_or_else(|| Error::parse("fifo", "opened but lost"))?;
+    // Back to blocking writes: the reader drains as gobgpd accepts.
+    set_blocking(&file, path)?;
+    Ok(file)
+}
+
+fn set_blocking(file: &File, path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a file descriptor we own.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0
+        // SAFETY: as above.
+        || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+    {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 fn parse_path(p: &Value) -> GobgpPath {

@@ -15,6 +15,7 @@ pub mod prefixes;
 pub mod prereq;
 pub mod process;
 pub mod scratch;
+pub mod topo;
 pub mod veth;
 
 pub use error::{Error, Result};

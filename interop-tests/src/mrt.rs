@@ -22,6 +22,7 @@ const ATTR_ORIGIN: u8 = 1;
 const ATTR_AS_PATH: u8 = 2;
 const ATTR_NEXT_HOP: u8 = 3;
 const ATTR_MED: u8 = 4;
+const ATTR_COMMUNITIES: u8 = 8;
 const ATTR_MP_REACH_NLRI: u8 = 14;
 const AS_SEQUENCE: u8 = 2;
 
@@ -49,7 +50,12 @@ pub struct MrtRoute {
     pub origin: Origin,
     /// MULTI_EXIT_DISC, when set.
     pub med: Option<u32>,
+    /// COMMUNITIES (RFC 1997), each `asn << 16 | value`.
+    pub communities: Vec<u32>,
 }
+
+/// The well-known NO_ADVERTISE community (RFC 1997): keep the route, tell no peer.
+pub const NO_ADVERTISE: u32 = 0xFFFF_FF02;
 
 impl MrtRoute {
     /// A locally originated (empty AS path, origin IGP) route.
@@ -60,6 +66,7 @@ impl MrtRoute {
             as_path: Vec::new(),
             origin: Origin::Igp,
             med: None,
+            communities: Vec::new(),
         }
     }
 }
@@ -125,6 +132,10 @@ fn attributes(r: &MrtRoute) -> Vec<u8> {
     }
     if let Some(med) = r.med {
         push_attr(&mut a, FLAG_OPTIONAL, ATTR_MED, &med.to_be_bytes());
+    }
+    if !r.communities.is_empty() {
+        let v: Vec<u8> = r.communities.iter().flat_map(|c| c.to_be_bytes()).collect();
+        push_attr(&mut a, FLAG_OPTIONAL | FLAG_TRANSITIVE, ATTR_COMMUNITIES, &v);
     }
     a
 }
