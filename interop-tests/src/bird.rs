@@ -489,9 +489,15 @@ pub fn parse_routes(text: &str) -> Vec<BirdRoute> {
                 r.via.push(a);
             }
         } else if let Some(v) = t.strip_prefix("BGP.as_path:") {
-            r.as_path = v.split_whitespace().filter_map(|a| a.parse().ok()).collect();
+            r.as_path = v
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
         } else if let Some(v) = t.strip_prefix("BGP.next_hop:") {
-            r.bgp_next_hop = v.split_whitespace().filter_map(|a| a.parse().ok()).collect();
+            r.bgp_next_hop = v
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
         } else if let Some(v) = t.strip_prefix("BGP.med:") {
             r.med = v.trim().parse().ok();
         } else if let Some(v) = t.strip_prefix("BGP.local_pref:") {

@@ -191,10 +191,10 @@ impl Bramble {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         let mut cmd = ns.command(&bin);
-        cmd.arg("agent")
-            .arg("--config")
-            .arg(&cfg_path)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or("info".into()));
+        cmd.arg("agent").arg("--config").arg(&cfg_path).env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or("info".into()),
+        );
         let child = ChildGuard::spawn(cmd, &format!("bramble-{}", cfg.node.name), dir)?;
         let mut b = Bramble {
             bin,
@@ -249,7 +249,10 @@ impl Bramble {
 
     /// `bramble status -o json`: one object per peer.
     pub fn status(&self) -> Result<Vec<Value>> {
-        as_array(self.client_json(&["status", "-o", "json"])?, "bramble status")
+        as_array(
+            self.client_json(&["status", "-o", "json"])?,
+            "bramble status",
+        )
     }
 
     /// The status row of peer `addr`, if listed.

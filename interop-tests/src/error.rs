@@ -60,6 +60,10 @@ pub enum Error {
         /// Last lines of its stderr.
         stderr: String,
     },
+    /// A polled condition does not hold yet; the text says what was seen (for
+    /// [`crate::wait_until`] timeouts).
+    #[error("not yet: {0}")]
+    Pending(String),
     /// A required tool or privilege is missing.
     #[error("prerequisite missing: {0}")]
     Prerequisite(String),
@@ -67,6 +71,16 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// For [`crate::wait_until`] probes: `Ok(true)` if `ok`, else [`Error::Pending`] with `seen`,
+/// so a timeout reports what was last observed.
+pub fn check(ok: bool, seen: impl FnOnce() -> String) -> Result<bool> {
+    if ok {
+        Ok(true)
+    } else {
+        Err(Error::Pending(seen()))
+    }
+}
 
 impl Error {
     /// A [`Error::Io`] for `path`.

@@ -340,9 +340,7 @@ impl Gobgp {
         let mut injector = ChildGuard::spawn(cmd, "gobgp-inject", &self.dir)?;
         let result = (|| {
             let mut writer = open_fifo_writer(&fifo, &mut injector)?;
-            writer
-                .write_all(&bytes)
-                .map_err(|e| Error::io(&fifo, e))?;
+            writer.write_all(&bytes).map_err(|e| Error::io(&fifo, e))?;
             wait_until(
                 "GoBGP to take the injected routes",
                 Duration::from_secs(300),

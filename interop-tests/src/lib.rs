@@ -18,7 +18,7 @@ pub mod scratch;
 pub mod topo;
 pub mod veth;
 
-pub use error::{Error, Result};
+pub use error::{check, Error, Result};
 pub use netns::Netns;
 pub use prereq::{require_bramble, require_root_and_tools};
 pub use process::{wait_until, ChildGuard};

@@ -135,7 +135,12 @@ fn attributes(r: &MrtRoute) -> Vec<u8> {
     }
     if !r.communities.is_empty() {
         let v: Vec<u8> = r.communities.iter().flat_map(|c| c.to_be_bytes()).collect();
-        push_attr(&mut a, FLAG_OPTIONAL | FLAG_TRANSITIVE, ATTR_COMMUNITIES, &v);
+        push_attr(
+            &mut a,
+            FLAG_OPTIONAL | FLAG_TRANSITIVE,
+            ATTR_COMMUNITIES,
+            &v,
+        );
     }
     a
 }
@@ -191,10 +196,7 @@ mod tests {
 
     #[test]
     fn ipv4_record_bytes() {
-        let r = MrtRoute::new(
-            "10.1.2.0/24".parse().unwrap(),
-            "192.0.2.1".parse().unwrap(),
-        );
+        let r = MrtRoute::new("10.1.2.0/24".parse().unwrap(), "192.0.2.1".parse().unwrap());
         let out = table_dump_v2(65000, Ipv4Addr::new(192, 0, 2, 1), &[r]);
         // PEER_INDEX_TABLE: 12-byte header + 4 + 2 + 2 + (1 + 4 + 4 + 4).
         let pit_len = 12 + 8 + 13;

@@ -41,6 +41,13 @@ impl Netns {
         // Forwarding on, so a node can route between its links like a real host or switch.
         let _ = ns.exec("sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
         let _ = ns.exec("sysctl", ["-qw", "net.ipv6.conf.all.forwarding=1"]);
+        // Keep IPv6 addresses when a link goes down, so a cut-and-restored veth comes back
+        // with its addresses as IPv4 does (the kernel flushes them otherwise).
+        let _ = ns.exec("sysctl", ["-qw", "net.ipv6.conf.all.keep_addr_on_down=1"]);
+        let _ = ns.exec(
+            "sysctl",
+            ["-qw", "net.ipv6.conf.default.keep_addr_on_down=1"],
+        );
         Ok(ns)
     }
 

@@ -210,10 +210,15 @@ mod tests {
     #[test]
     fn wait_until_returns_as_soon_as_true() {
         let mut n = 0;
-        let r = wait_until("n reaches 3", Duration::from_secs(5), Duration::ZERO, || {
-            n += 1;
-            Ok(n >= 3)
-        });
+        let r = wait_until(
+            "n reaches 3",
+            Duration::from_secs(5),
+            Duration::ZERO,
+            || {
+                n += 1;
+                Ok(n >= 3)
+            },
+        );
         assert!(r.is_ok());
         assert_eq!(n, 3);
     }
@@ -227,7 +232,10 @@ mod tests {
             || Err(Error::parse("probe", "no answer yet")),
         );
         let msg = r.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(msg.contains("never") && msg.contains("no answer yet"), "{msg}");
+        assert!(
+            msg.contains("never") && msg.contains("no answer yet"),
+            "{msg}"
+        );
     }
 
     #[test]

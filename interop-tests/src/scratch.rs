@@ -45,7 +45,10 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         if std::thread::panicking() || std::env::var_os("INTEROP_KEEP").is_some() {
-            eprintln!("interop-tests: kept logs and configs in {}", self.path.display());
+            eprintln!(
+                "interop-tests: kept logs and configs in {}",
+                self.path.display()
+            );
             return;
         }
         let _ = std::fs::remove_dir_all(&self.path);

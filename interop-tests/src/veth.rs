@@ -71,8 +71,7 @@ impl Veth {
     /// A pair with chosen interface names (the lab), both up.
     pub fn between(ns_a: &str, if_a: &str, ns_b: &str, if_b: &str) -> Result<Self> {
         run(Command::new("ip").args([
-            "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns",
-            ns_b,
+            "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b,
         ]))?;
         let v = Veth {
             a: VethEnd {

@@ -8,7 +8,7 @@ use interop_tests::gobgp::{Gobgp, GobgpConfig, GobgpNeighbor};
 use interop_tests::mrt::MrtRoute;
 use interop_tests::prefixes::{ipv4_prefixes, ipv6_prefixes};
 use interop_tests::topo::PointToPoint as P2p;
-use interop_tests::{require_root_and_tools, wait_until, ScratchDir};
+use interop_tests::{check, require_root_and_tools, wait_until, ScratchDir};
 
 const SESSION_UP: Duration = Duration::from_secs(60);
 const ROUTES: Duration = Duration::from_secs(90);
@@ -71,10 +71,15 @@ fn bird_and_gobgp_exchange_bulk_routes() {
     );
     let started = Instant::now();
     let inject = gobgp.announce_bulk(&routes).unwrap();
-    wait_until("BIRD holds GoBGP's 10,000 + 1,000 routes", ROUTES, POLL, || {
-        Ok(bird.route_count_from("master4", "gobgp")? == 10_000
-            && bird.route_count_from("master6", "gobgp")? == 1000)
-    })
+    wait_until(
+        "BIRD holds GoBGP's 10,000 + 1,000 routes",
+        ROUTES,
+        POLL,
+        || {
+            Ok(bird.route_count_from("master4", "gobgp")? == 10_000
+                && bird.route_count_from("master6", "gobgp")? == 1000)
+        },
+    )
     .unwrap();
     eprintln!(
         "GoBGP MRT inject of 11,000 routes took {inject:?}; BIRD had all of them after {:?}",
@@ -118,11 +123,9 @@ fn gobgp_ibgp_bulk_keeps_next_hop_and_attributes() {
 
     let mut cfg = BirdConfig::new(P2p::A4);
     let mut s = BirdBgp::new("gobgp", 65000, P2p::b4(), 65000);
-    // No IGP here: next hops are on the shared link.
-    let mut ch = BirdChannel::all();
-    ch.extra = "gateway direct;".into();
-    s.ipv4 = Some(ch.clone());
-    s.ipv6 = Some(ch);
+    // No IGP here: the peer and the next hops are on the shared link.
+    s.extra = "  direct;\n".into();
+    s.ipv6 = Some(BirdChannel::all());
     cfg.bgp.push(s);
     let bird = Bird::start(&net.a, dir.path(), &cfg).unwrap();
     let mut gcfg = GobgpConfig::new(65000, P2p::B4);
@@ -196,24 +199,33 @@ fn link_cut_drops_sessions_and_restore_brings_them_back() {
     let peers: [(&str, IpAddr); 2] = [("g4", P2p::a4()), ("g6", P2p::a6())];
     let all_up = || -> interop_tests::Result<bool> {
         for (name, addr) in peers {
-            if !(bird.is_established(name)? && gobgp.is_established(addr)?) {
-                return Ok(false);
-            }
+            let (b, g) = (bird.protocol_state(name)?, gobgp.neighbor_state(addr)?);
+            check(b == "Established" && g == "Established", || {
+                format!("{name}: BIRD {b}, GoBGP {g}")
+            })?;
         }
-        Ok(gobgp.rib_count("ipv4")? == 10 && gobgp.rib_count("ipv6")? == 10)
+        let (v4, v6) = (gobgp.rib_count("ipv4")?, gobgp.rib_count("ipv6")?);
+        check(v4 == 10 && v6 == 10, || {
+            format!("GoBGP has {v4} + {v6} routes")
+        })
     };
     wait_until("both sessions up, routes learned", SESSION_UP, POLL, all_up).unwrap();
 
     net.link.set_up(false).unwrap();
     // Hold time 9 s on both sides: both notice within it (plus slack for a slow machine).
-    wait_until("both sides leave Established", Duration::from_secs(40), POLL, || {
-        for (name, addr) in peers {
-            if bird.is_established(name)? || gobgp.is_established(addr)? {
-                return Ok(false);
+    wait_until(
+        "both sides leave Established",
+        Duration::from_secs(40),
+        POLL,
+        || {
+            for (name, addr) in peers {
+                if bird.is_established(name)? || gobgp.is_established(addr)? {
+                    return Ok(false);
+                }
             }
-        }
-        Ok(true)
-    })
+            Ok(true)
+        },
+    )
     .unwrap();
     assert_eq!(gobgp.rib_count("ipv4").unwrap(), 0);
 
