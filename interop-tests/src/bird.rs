@@ -457,7 +457,9 @@ pub fn parse_routes(text: &str) -> Vec<BirdRoute> {
         // A route line: `PREFIX  unicast [proto …] * (100) …` or, for a further route of the
         // same prefix, an indented `unicast [proto …] …`.
         let route_start = if !indented {
-            words.first().map(|p| prefix = (*p).to_string());
+            if let Some(p) = words.first() {
+                prefix = (*p).to_string();
+            }
             Some(1)
         } else if words
             .first()

@@ -336,6 +336,37 @@ impl Bramble {
     }
 }
 
+/// A route's `as_path` from `bramble routes -o json`, accepting an array of numbers or a
+/// space-separated string.
+pub fn route_as_path(r: &Value) -> Vec<u32> {
+    match &r["as_path"] {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|n| n.as_u64().and_then(|n| u32::try_from(n).ok()))
+            .collect(),
+        Value::String(s) => s
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A route's `next_hop`, parsed.
+pub fn route_next_hop(r: &Value) -> Option<IpAddr> {
+    r["next_hop"].as_str().and_then(|s| s.parse().ok())
+}
+
+/// A route's `peer`, parsed (absent for local routes).
+pub fn route_peer(r: &Value) -> Option<IpAddr> {
+    r["peer"].as_str().and_then(|s| s.parse().ok())
+}
+
+/// A boolean field of a route (`best`, `ecmp`); absent = false.
+pub fn route_flag(r: &Value, field: &str) -> bool {
+    r[field].as_bool().unwrap_or(false)
+}
+
 fn as_array(v: Value, what: &str) -> Result<Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a),
@@ -350,6 +381,14 @@ fn as_array(v: Value, what: &str) -> Result<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_path_forms() {
+        let a: Value = serde_json::json!({"as_path": [65001, 65002]});
+        let b: Value = serde_json::json!({"as_path": "65001 65002"});
+        assert_eq!(route_as_path(&a), vec![65001, 65002]);
+        assert_eq!(route_as_path(&b), vec![65001, 65002]);
+    }
 
     #[test]
     fn config_renders_documented_shape() {

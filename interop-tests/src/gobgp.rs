@@ -347,7 +347,7 @@ impl Gobgp {
                 Duration::from_millis(50),
                 || {
                     injector.check_running()?;
-                    Ok(self.has_route(BULK_SENTINEL)?)
+                    self.has_route(BULK_SENTINEL)
                 },
             )?;
             drop(writer); // EOF: the CLI ends its stream and exits.

@@ -32,7 +32,7 @@ pub fn unique_token() -> String {
     let n = u64::from(COUNTER.fetch_add(1, Ordering::Relaxed));
     let noise = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos() / 1000))
+        .map(|d| u64::from(d.subsec_micros()))
         .unwrap_or(0)
         % (36 * 36);
     format!("{}{}{:0>2}", base36(pid), base36(n), base36(noise))
