@@ -58,7 +58,8 @@ pub fn command_error(cmd: &Command, out: &Output) -> Error {
 /// Poll `probe` every `poll` until it returns `Ok(true)` or `timeout` passes.
 ///
 /// Probe errors are not fatal (a daemon may not answer yet); the last one is reported in the
-/// [`Error::Timeout`] so a failing test says what it last saw.
+/// [`Error::Timeout`] so a failing test says what it last saw. The exception is
+/// [`Error::Died`]: a dead daemon will not come back, so it is returned at once.
 pub fn wait_until<F>(what: &str, timeout: Duration, poll: Duration, mut probe: F) -> Result<()>
 where
     F: FnMut() -> Result<bool>,
@@ -68,6 +69,7 @@ where
         let last = match probe() {
             Ok(true) => return Ok(()),
             Ok(false) => String::from("condition false"),
+            Err(e @ Error::Died { .. }) => return Err(e),
             Err(e) => e.to_string(),
         };
         if start.elapsed() >= timeout {

@@ -42,6 +42,15 @@ impl ScratchDir {
     }
 }
 
+impl ScratchDir {
+    /// Keep the directory (do not remove it on drop) and return its path.
+    pub fn keep(self) -> PathBuf {
+        let p = self.path.clone();
+        std::mem::forget(self);
+        p
+    }
+}
+
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         if std::thread::panicking() || std::env::var_os("INTEROP_KEEP").is_some() {
