@@ -5,6 +5,8 @@ need=()
 command -v bird >/dev/null || need+=(bird2)
 command -v gobgpd >/dev/null || need+=(gobgpd)
 command -v ip >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v sysctl >/dev/null || need+=(procps)
 command -v cc >/dev/null || need+=(build-essential)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if ((${#need[@]})) || [[ "${BRAMBLE_APT_UPDATE:-}" == 1 ]]; then

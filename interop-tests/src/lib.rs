@@ -8,6 +8,7 @@ pub mod bird;
 pub mod bramble;
 pub mod error;
 pub mod gobgp;
+pub mod lab;
 pub mod mrt;
 pub mod names;
 pub mod netns;
