@@ -7,7 +7,6 @@
 //! keeps one of them.
 
 mod negotiate;
-pub mod notify;
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -17,13 +16,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub use negotiate::Negotiated;
-use notify::{
-    describe, notification, CEASE, CEASE_COLLISION_RESOLUTION, FSM_ERROR,
-    FSM_UNEXPECTED_IN_ESTABLISHED, FSM_UNEXPECTED_IN_OPENCONFIRM, FSM_UNEXPECTED_IN_OPENSENT,
-    HOLD_TIMER_EXPIRED,
-};
 
-use crate::wire::{Capability, Message, Notification, Open, RouteRefresh, Update};
+use crate::wire::{
+    cease_subcode, code, fsm_subcode, Capability, Message, Notification, Open, RouteRefresh, Update,
+};
 
 /// The hold timer used until the peer's OPEN arrives: "a large value", 4 minutes (RFC 4271 §8).
 pub const LARGE_HOLD_TIME: Duration = Duration::from_secs(240);
@@ -293,7 +289,7 @@ impl Fsm {
             }
             Input::MessageReceived(id, msg) => self.message(id, msg, now, &mut out),
             Input::DecodeError(id, n) => {
-                let reason = format!("sent NOTIFICATION: {}", describe(&n));
+                let reason = format!("sent NOTIFICATION: {}", n);
                 self.drop_conn(id, Some(n), reason, Loss::Error, now, &mut out);
             }
             Input::TimerExpired(t) => self.timer(t, now, &mut out),
@@ -371,7 +367,7 @@ impl Fsm {
         if was != State::Idle {
             self.sync_state(out);
             let reason = match &n {
-                Some(n) => format!("stopped, sent NOTIFICATION: {}", describe(n)),
+                Some(n) => format!("stopped, sent NOTIFICATION: {}", n),
                 None => "stopped".to_string(),
             };
             out.push(Output::Down { reason });
@@ -388,7 +384,7 @@ impl Fsm {
             State::Established => {
                 // §6.8: a collision with an Established session closes the new connection;
                 // RFC 4486 §4 names the subcode.
-                let n = notification(CEASE, CEASE_COLLISION_RESOLUTION);
+                let n = Notification::cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION);
                 out.push(Output::SendMessage(id, Message::Notification(n)));
                 close(id, out);
             }
@@ -430,21 +426,23 @@ impl Fsm {
             (_, Message::Notification(n)) => {
                 // A collision loser is not an error; anything else is (§8.2.2).
                 let loss = if state != ConnState::Established
-                    && n.code == CEASE
-                    && n.subcode == CEASE_COLLISION_RESOLUTION
+                    && n.code == code::CEASE
+                    && n.subcode == cease_subcode::CONNECTION_COLLISION_RESOLUTION
                 {
                     Loss::Retry
                 } else {
                     Loss::Error
                 };
-                let reason = format!("received NOTIFICATION: {}", describe(&n));
+                let reason = format!("received NOTIFICATION: {}", n);
                 self.drop_conn(id, None, reason, loss, now, out);
             }
             (ConnState::OpenSent, Message::Open(open)) => self.open_received(id, open, now, out),
-            (ConnState::OpenSent, _) => self.fsm_error(id, FSM_UNEXPECTED_IN_OPENSENT, now, out),
+            (ConnState::OpenSent, _) => {
+                self.fsm_error(id, fsm_subcode::UNEXPECTED_IN_OPEN_SENT, now, out)
+            }
             (ConnState::OpenConfirm, Message::Keepalive) => self.established(id, now, out),
             (ConnState::OpenConfirm, _) => {
-                self.fsm_error(id, FSM_UNEXPECTED_IN_OPENCONFIRM, now, out)
+                self.fsm_error(id, fsm_subcode::UNEXPECTED_IN_OPEN_CONFIRM, now, out)
             }
             (ConnState::Established, Message::Keepalive) => self.restart_hold(id, now, out),
             (ConnState::Established, Message::Update(u)) => {
@@ -456,20 +454,20 @@ impl Fsm {
                 out.push(Output::RouteRefresh(r));
             }
             (ConnState::Established, Message::Open(_)) => {
-                self.fsm_error(id, FSM_UNEXPECTED_IN_ESTABLISHED, now, out)
+                self.fsm_error(id, fsm_subcode::UNEXPECTED_IN_ESTABLISHED, now, out)
             }
         }
     }
 
     fn fsm_error(&mut self, id: ConnId, subcode: u8, now: Instant, out: &mut Vec<Output>) {
-        let n = notification(FSM_ERROR, subcode);
-        let reason = format!("sent NOTIFICATION: {}", describe(&n));
+        let n = Notification::new(code::FSM, subcode, Vec::new());
+        let reason = format!("sent NOTIFICATION: {}", n);
         self.drop_conn(id, Some(n), reason, Loss::Error, now, out);
     }
 
     fn open_received(&mut self, id: ConnId, open: Open, now: Instant, out: &mut Vec<Output>) {
         if let Err(n) = negotiate::check_open(&self.cfg, &open) {
-            let reason = format!("sent NOTIFICATION: {}", describe(&n));
+            let reason = format!("sent NOTIFICATION: {}", n);
             self.drop_conn(id, Some(n), reason, Loss::Error, now, out);
             return;
         }
@@ -479,7 +477,7 @@ impl Fsm {
         if let Some(other) = other {
             let keep_outgoing = u32::from(self.cfg.router_id) > u32::from(open.router_id);
             let this_outgoing = self.conn(id).is_some_and(|c| c.outgoing);
-            let n = notification(CEASE, CEASE_COLLISION_RESOLUTION);
+            let n = Notification::cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION);
             let reason = "connection collision resolution".to_string();
             if this_outgoing == keep_outgoing {
                 self.drop_conn(other, Some(n), reason, Loss::Retry, now, out);
@@ -516,7 +514,7 @@ impl Fsm {
             .map(|c| c.id)
             .collect();
         for other in others {
-            let n = notification(CEASE, CEASE_COLLISION_RESOLUTION);
+            let n = Notification::cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION);
             let reason = "connection collision resolution".to_string();
             self.drop_conn(other, Some(n), reason, Loss::Retry, now, out);
         }
@@ -558,8 +556,8 @@ impl Fsm {
             }
             Timer::Hold(id) => {
                 if self.conn(id).is_some() {
-                    let n = notification(HOLD_TIMER_EXPIRED, 0);
-                    let reason = format!("sent NOTIFICATION: {}", describe(&n));
+                    let n = Notification::new(code::HOLD_TIMER_EXPIRED, 0, Vec::new());
+                    let reason = format!("sent NOTIFICATION: {}", n);
                     self.drop_conn(id, Some(n), reason, Loss::Error, now, out);
                 }
             }

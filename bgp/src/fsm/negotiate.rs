@@ -2,14 +2,10 @@
 
 use std::net::Ipv4Addr;
 
-use super::notify::{
-    notification, OPEN_BAD_BGP_ID, OPEN_BAD_PEER_AS, OPEN_ERROR, OPEN_UNACCEPTABLE_HOLD_TIME,
-    OPEN_UNSUPPORTED_VERSION,
-};
 use super::FsmConfig;
 use crate::wire::{
-    AddPathMode, Afi, Capability, DecodeContext, EncodeContext, Family, GracefulRestartCap,
-    Notification, Open, AS_TRANS,
+    code, open_subcode, AddPathMode, Afi, Capability, DecodeContext, EncodeContext, Family,
+    GracefulRestartCap, Notification, Open, AS_TRANS,
 };
 
 /// What both OPENs agreed on; handed to the speaker when the session is Established.
@@ -45,28 +41,38 @@ pub struct Negotiated {
 pub(crate) fn check_open(cfg: &FsmConfig, open: &Open) -> Result<(), Notification> {
     if open.version != 4 {
         // Data: the largest version we support, 2 octets (RFC 4271 §6.2).
-        return Err(Notification {
-            data: vec![0, 4],
-            ..notification(OPEN_ERROR, OPEN_UNSUPPORTED_VERSION)
-        });
+        return Err(Notification::new(
+            code::OPEN,
+            open_subcode::UNSUPPORTED_VERSION_NUMBER,
+            vec![0, 4],
+        ));
     }
     if open.asn != cfg.remote_asn {
         // Data: the My Autonomous System field as it was on the wire (AS_TRANS for
         // 4-octet ASNs, RFC 6793 §4.1).
         let my_as = u16::try_from(open.asn).unwrap_or(AS_TRANS);
-        return Err(Notification {
-            data: my_as.to_be_bytes().to_vec(),
-            ..notification(OPEN_ERROR, OPEN_BAD_PEER_AS)
-        });
+        return Err(Notification::new(
+            code::OPEN,
+            open_subcode::BAD_PEER_AS,
+            my_as.to_be_bytes().to_vec(),
+        ));
     }
     if open.hold_time == 1 || open.hold_time == 2 {
         // RFC 4271 §6.2: hold time of one or two seconds MUST be rejected.
-        return Err(notification(OPEN_ERROR, OPEN_UNACCEPTABLE_HOLD_TIME));
+        return Err(Notification::new(
+            code::OPEN,
+            open_subcode::UNACCEPTABLE_HOLD_TIME,
+            Vec::new(),
+        ));
     }
     // RFC 6286 §2.2: zero is never valid. An identifier equal to ours would also make
     // collision resolution (§6.8) impossible, so it is refused for eBGP and iBGP alike.
     if open.router_id == Ipv4Addr::UNSPECIFIED || open.router_id == cfg.router_id {
-        return Err(notification(OPEN_ERROR, OPEN_BAD_BGP_ID));
+        return Err(Notification::new(
+            code::OPEN,
+            open_subcode::BAD_BGP_IDENTIFIER,
+            Vec::new(),
+        ));
     }
     Ok(())
 }

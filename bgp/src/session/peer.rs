@@ -15,12 +15,11 @@ use tracing::{debug, info, warn};
 
 use super::conn::{self, ConnEvent, WriteCmd, CLOSE_TIMEOUT};
 use super::{Command, OutSlot, PeerConfig, SessionEvent};
-use crate::fsm::notify::{notification, CEASE};
 use crate::fsm::{ConnId, Fsm, Input, Output, Timer};
-use crate::wire::{encode_message, DecodeContext, EncodeContext, Message, Notification};
+use crate::wire::{
+    cease_subcode, encode_message, DecodeContext, EncodeContext, Message, Notification,
+};
 
-/// Cease / Peer De-configured (RFC 4486 §4), sent when every handle was dropped.
-const CEASE_PEER_DECONFIGURED: u8 = 3;
 /// Control messages queued per connection (OPEN, KEEPALIVE, NOTIFICATION).
 const URGENT_QUEUE: usize = 32;
 /// `PeerHandle::send` buffers queued per connection.
@@ -110,7 +109,8 @@ impl PeerTask {
                 Wake::Cmd(Some(cmd)) => self.command(cmd).await,
                 Wake::Cmd(None) => {
                     // Every handle is gone: the peer was removed.
-                    let n = notification(CEASE, CEASE_PEER_DECONFIGURED);
+                    let n = // RFC 4486 §4: the peer was removed from the configuration.
+                    Notification::cease(cease_subcode::PEER_DECONFIGURED);
                     self.input(Input::ManualStop(Some(n)));
                     self.flush_closing().await;
                     return;
@@ -124,7 +124,9 @@ impl PeerTask {
                 }
                 Wake::Permit(Err(_)) => {
                     debug!(peer = %self.addr, "event receiver gone, stopping");
-                    self.input(Input::ManualStop(Some(notification(CEASE, 2))));
+                    self.input(Input::ManualStop(Some(Notification::cease(
+                        cease_subcode::ADMINISTRATIVE_SHUTDOWN,
+                    ))));
                     self.flush_closing().await;
                     return;
                 }
@@ -165,7 +167,7 @@ impl PeerTask {
         match cmd {
             Command::Start => self.input(Input::ManualStart),
             Command::Stop(n, ack) => {
-                info!(peer = %self.addr, "stopping: {}", crate::fsm::notify::describe(&n));
+                info!(peer = %self.addr, "stopping: {}", n);
                 self.input(Input::ManualStop(Some(n)));
                 self.flush_closing().await;
                 let _ = ack.send(());
@@ -243,7 +245,7 @@ impl PeerTask {
             }
             ConnEvent::DecodeError(id, n) => {
                 if self.conns.contains_key(&id) {
-                    warn!(peer = %self.addr, %id, "malformed message: {}", crate::fsm::notify::describe(&n));
+                    warn!(peer = %self.addr, %id, "malformed message: {}", n);
                     self.input(Input::DecodeError(id, n));
                 }
             }
