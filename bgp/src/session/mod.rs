@@ -71,6 +71,15 @@ pub enum SessionEvent {
     },
 }
 
+/// Why [`PeerHandle::try_send`] did not take the bytes.
+#[derive(Debug)]
+pub enum TrySend {
+    /// The write queue is full; here are the bytes back.
+    Full(Bytes),
+    /// The peer task has stopped.
+    Gone,
+}
+
 /// The peer task has stopped.
 #[derive(Debug, thiserror::Error)]
 #[error("the BGP session task has stopped")]
@@ -127,6 +136,25 @@ impl PeerHandle {
             let _ = tx.send(bytes).await;
         }
         Ok(())
+    }
+
+    /// Like [`PeerHandle::send`] but never waits: when the write queue is full the bytes
+    /// come back as `Err`, so the caller can keep them and try again later (the speaker
+    /// does, so one slow peer never stalls the others).
+    pub fn try_send(&self, bytes: Bytes) -> Result<(), TrySend> {
+        if self.cmds.is_closed() {
+            return Err(TrySend::Gone);
+        }
+        let tx = self
+            .out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        match tx.map(|tx| tx.try_send(bytes)) {
+            Some(Err(mpsc::error::TrySendError::Full(bytes))) => Err(TrySend::Full(bytes)),
+            // Not Established, or the connection closed under us: dropped, as documented.
+            _ => Ok(()),
+        }
     }
 
     /// Sends `notification` on every connection, closes them and stays Idle until

@@ -80,6 +80,7 @@ impl Speaker {
         let mut sweep = tokio::time::interval(Duration::from_secs(30));
         loop {
             let busy = self.has_pending_out();
+            let stalled = self.has_stash();
             tokio::select! {
                 biased;
                 req = requests.recv() => match req {
@@ -109,9 +110,11 @@ impl Speaker {
                     self.rib.sweep_attrs();
                 }
                 _ = std::future::ready(()), if busy => {}
+                // A peer's write queue was full: look again shortly.
+                _ = tokio::time::sleep(Duration::from_millis(5)), if stalled => {}
             }
             self.propagate();
-            self.flush().await;
+            self.flush();
         }
     }
 
@@ -187,6 +190,7 @@ impl Speaker {
             adj_out: Default::default(),
             cache: Default::default(),
             refresh: Vec::new(),
+            stash: None,
         });
         self.initial_dump(idx, &families);
     }

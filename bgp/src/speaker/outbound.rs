@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use crate::rib::{Path, RouteAttrs, LOCAL_PEER};
+use crate::session::TrySend;
 use crate::wire::{
     encode_announcements, encode_end_of_rib, encode_withdrawals, EncodeContext, Family, MpNextHop,
     Nlri, Prefix,
@@ -20,12 +21,20 @@ use super::policy_rules::{export_attrs, Source};
 const FLUSH_CHUNK: usize = 20_000;
 
 impl Speaker {
+    /// Some Established peer has changes to send and room to take them.
     pub(crate) fn has_pending_out(&self) -> bool {
         self.peers.iter().any(|p| {
-            p.session
-                .as_ref()
-                .is_some_and(|s| s.adj_out.has_pending() || !s.refresh.is_empty())
+            p.session.as_ref().is_some_and(|s| {
+                s.stash.is_none() && (s.adj_out.has_pending() || !s.refresh.is_empty())
+            })
         })
+    }
+
+    /// Some peer's write queue was full at the last flush.
+    pub(crate) fn has_stash(&self) -> bool {
+        self.peers
+            .iter()
+            .any(|p| p.session.as_ref().is_some_and(|s| s.stash.is_some()))
     }
 
     /// Everything a new session should receive, then End-of-RIB (RFC 4724 §2).
@@ -109,12 +118,24 @@ impl Speaker {
         }
     }
 
-    /// Encodes and sends what each Adj-RIB-Out has pending, a chunk per peer.
-    pub(crate) async fn flush(&mut self) {
+    /// Encodes and sends what each Adj-RIB-Out has pending, a chunk per peer. Never waits:
+    /// a peer whose write queue is full keeps its bytes in `stash` (and its Adj-RIB-Out keeps
+    /// coalescing) until there is room.
+    pub(crate) fn flush(&mut self) {
         for slot in &mut self.peers {
             let Some(session) = slot.session.as_mut() else {
                 continue;
             };
+            if let Some(bytes) = session.stash.take() {
+                match slot.handle.try_send(bytes) {
+                    Err(TrySend::Full(bytes)) => {
+                        session.stash = Some(bytes);
+                        continue;
+                    }
+                    Err(TrySend::Gone) => continue,
+                    Ok(()) => {}
+                }
+            }
             let ctx = session.negotiated.encode.clone();
             let mut buf = BytesMut::new();
             let pending = session.adj_out.take_pending_limited(FLUSH_CHUNK);
@@ -134,8 +155,14 @@ impl Speaker {
             for family in session.adj_out.take_end_of_rib() {
                 encode_end_of_rib(family, &mut buf);
             }
-            if !buf.is_empty() && slot.handle.send(buf.freeze()).await.is_err() {
-                tracing::warn!(peer = %slot.settings.address, "session task gone");
+            if !buf.is_empty() {
+                match slot.handle.try_send(buf.freeze()) {
+                    Err(TrySend::Full(bytes)) => session.stash = Some(bytes),
+                    Err(TrySend::Gone) => {
+                        tracing::warn!(peer = %slot.settings.address, "session task gone");
+                    }
+                    Ok(()) => {}
+                }
             }
         }
     }

@@ -28,6 +28,8 @@ pub(crate) struct Session {
     pub cache: ExportCache,
     /// Families the peer asked to have re-sent (ROUTE-REFRESH).
     pub refresh: Vec<crate::wire::Family>,
+    /// Encoded messages the session's write queue had no room for yet.
+    pub stash: Option<bytes::Bytes>,
 }
 
 pub(crate) struct PeerSlot {
