@@ -118,7 +118,7 @@ fn peer_settings(p: &Peer) -> PeerSettings {
         import: p.import.clone(),
         export: p.export.clone(),
         connect_retry: p.connect_retry,
-        next_hop_v6: None,
+        next_hop_v6: p.next_hop_v6,
     }
 }
 
