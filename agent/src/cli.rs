@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bgp::speaker::TableKind;
 use bgp::wire::Prefix;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// The control socket when neither `--socket` nor `$BRAMBLE_SOCKET` is given.
 pub const DEFAULT_SOCKET: &str = config::DEFAULT_SOCKET;
@@ -107,12 +107,13 @@ impl From<Table> for TableKind {
 #[derive(Debug, Subcommand)]
 pub enum RoutesAction {
     /// Originate PREFIX (and/or every prefix of --file) from this node.
+    #[command(group(ArgGroup::new("prefixes").required(true).multiple(true)))]
     Announce {
-        #[arg(value_parser = parse_prefix, required_unless_present = "file")]
+        #[arg(value_parser = parse_prefix, group = "prefixes")]
         prefix: Option<Prefix>,
         /// Also originate every prefix in PATH: one a line, blank lines and `#` comments
         /// ignored. All are sent in one request.
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", group = "prefixes")]
         file: Option<PathBuf>,
         /// Next hop to advertise (default: the session's local address); applies to every
         /// prefix.
@@ -125,11 +126,12 @@ pub enum RoutesAction {
         client: ClientArgs,
     },
     /// Stop originating PREFIX (and/or every prefix of --file).
+    #[command(group(ArgGroup::new("prefixes").required(true).multiple(true)))]
     Withdraw {
-        #[arg(value_parser = parse_prefix, required_unless_present = "file")]
+        #[arg(value_parser = parse_prefix, group = "prefixes")]
         prefix: Option<Prefix>,
         /// Also withdraw every prefix in PATH (same format as for announce).
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", group = "prefixes")]
         file: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
@@ -250,7 +252,8 @@ mod tests {
 
     #[test]
     fn a_file_makes_the_prefix_optional() {
-        let cli = Cli::try_parse_from(["bramble", "routes", "withdraw", "--file", "p.txt"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["bramble", "routes", "withdraw", "--file", "p.txt"]).unwrap();
         let Command::Routes(RoutesArgs {
             action: Some(RoutesAction::Withdraw { prefix, file, .. }),
             ..

@@ -90,8 +90,10 @@ async fn run_bound(
     let fib = if cfg.fib.enabled {
         let fib = fib::Programmer::spawn(fib_config(cfg)).map_err(|e| {
             error!(error = %e, "cannot start the FIB programmer");
-            anyhow::Error::new(e).context(
-                "cannot start the FIB programmer (set [fib] enabled = false to run without it)",
+            // Display only: the fib crate's errors already print their source, and the
+            // exit message is one line.
+            anyhow::anyhow!(
+                "cannot start the FIB programmer ({e}); set [fib] enabled = false to run without it"
             )
         })?;
         Some(fib)

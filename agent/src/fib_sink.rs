@@ -138,6 +138,9 @@ fn entry(prefix: Prefix, next_hop: Option<IpAddr>) -> RouteEntry {
 mod tests {
     use super::*;
 
+    /// prefix, next hop, best, ecmp, note
+    type Row = (String, Option<IpAddr>, bool, bool, Option<String>);
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
@@ -169,7 +172,7 @@ mod tests {
             failed: vec![(pfx("10.9.0.0/24"), "Network is unreachable".into())],
             ..Default::default()
         };
-        let rows: Vec<(String, Option<IpAddr>, bool, bool, Option<String>)> = fib_routes(&status)
+        let rows: Vec<Row> = fib_routes(&status)
             .into_iter()
             .map(|r| (r.prefix.to_string(), r.next_hop, r.best, r.ecmp, r.note))
             .collect();
@@ -184,7 +187,13 @@ mod tests {
                     true,
                     note("via 10.0.0.1, 10.0.0.5")
                 ),
-                ("10.2.0.0/24".into(), Some(ip("10.0.0.1")), true, false, None),
+                (
+                    "10.2.0.0/24".into(),
+                    Some(ip("10.0.0.1")),
+                    true,
+                    false,
+                    None
+                ),
                 (
                     "10.3.0.0/24".into(),
                     Some(ip("10.0.0.1")),

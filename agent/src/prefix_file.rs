@@ -79,7 +79,10 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<Prefix>, PrefixFileError> {
     let mut prefixes = Vec::new();
     let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let content = line.split_once('#').map_or(line, |(before, _)| before).trim();
+        let content = line
+            .split_once('#')
+            .map_or(line, |(before, _)| before)
+            .trim();
         if content.is_empty() {
             continue;
         }
@@ -116,7 +119,8 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines_are_skipped() {
-        let text = "# pods of node a\n10.244.1.0/26\n\n   \n  10.244.2.0/26   # rack 2\r\n2001:db8::/64\n";
+        let text =
+            "# pods of node a\n10.244.1.0/26\n\n   \n  10.244.2.0/26   # rack 2\r\n2001:db8::/64\n";
         let got: Vec<String> = parse(text, "p.txt")
             .unwrap()
             .iter()

@@ -30,7 +30,7 @@ pub struct Services {
 /// Why the control socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
-    #[error("cannot create {dir}: {source}")]
+    #[error("cannot create {dir}")]
     Dir {
         dir: PathBuf,
         #[source]
@@ -40,13 +40,13 @@ pub enum BindError {
     NotASocket { path: PathBuf },
     #[error("another agent is already listening on {path}")]
     InUse { path: PathBuf },
-    #[error("cannot remove the stale socket {path}: {source}")]
+    #[error("cannot remove the stale socket {path}")]
     Stale {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot listen on {path}: {source}")]
+    #[error("cannot listen on {path}")]
     Bind {
         path: PathBuf,
         #[source]
