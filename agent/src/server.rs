@@ -1,5 +1,6 @@
 //! The control server: accepts connections on the Unix socket, one task per connection,
-//! answers each request line by asking the speaker. Shutdown drains: the listener stops
+//! answers each request line by asking the speaker (or, for the FIB table, the FIB
+//! programmer). Shutdown drains: the listener stops
 //! accepting, every handler finishes the request it is on, then [`serve`] returns
 //! (mini-redis style: a broadcast to stop, an mpsc whose closing says all handlers ended).
 
