@@ -7,8 +7,9 @@ use bgp::speaker::{Announce, PeerStatus, RouteEntry, TableKind};
 use bgp::wire::Prefix;
 use serde::{Deserialize, Serialize};
 
-/// Longest request line the server reads, in bytes.
-pub const MAX_REQUEST_LEN: u64 = 1 << 20;
+/// Longest request line the server reads, in bytes: room for an announce of a few hundred
+/// thousand prefixes (`routes announce --file`, about 80 bytes a prefix).
+pub const MAX_REQUEST_LEN: u64 = 64 << 20;
 
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bgp::speaker::TableKind;
 use bgp::wire::Prefix;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// The control socket when neither `--socket` nor `$BRAMBLE_SOCKET` is given.
 pub const DEFAULT_SOCKET: &str = config::DEFAULT_SOCKET;
@@ -106,23 +106,33 @@ impl From<Table> for TableKind {
 
 #[derive(Debug, Subcommand)]
 pub enum RoutesAction {
-    /// Originate PREFIX from this node.
+    /// Originate PREFIX (and/or every prefix of --file) from this node.
+    #[command(group(ArgGroup::new("prefixes").required(true).multiple(true)))]
     Announce {
-        #[arg(value_parser = parse_prefix)]
-        prefix: Prefix,
-        /// Next hop to advertise (default: the session's local address).
+        #[arg(value_parser = parse_prefix, group = "prefixes")]
+        prefix: Option<Prefix>,
+        /// Also originate every prefix in PATH: one a line, blank lines and `#` comments
+        /// ignored. All are sent in one request.
+        #[arg(long, value_name = "PATH", group = "prefixes")]
+        file: Option<PathBuf>,
+        /// Next hop to advertise (default: the session's local address); applies to every
+        /// prefix.
         #[arg(long, value_name = "ADDR")]
         next_hop: Option<IpAddr>,
-        /// RFC 1997 community, repeatable.
+        /// RFC 1997 community, repeatable; applies to every prefix.
         #[arg(long = "community", value_name = "ASN:VAL", value_parser = parse_community)]
         communities: Vec<(u16, u16)>,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Stop originating PREFIX.
+    /// Stop originating PREFIX (and/or every prefix of --file).
+    #[command(group(ArgGroup::new("prefixes").required(true).multiple(true)))]
     Withdraw {
-        #[arg(value_parser = parse_prefix)]
-        prefix: Prefix,
+        #[arg(value_parser = parse_prefix, group = "prefixes")]
+        prefix: Option<Prefix>,
+        /// Also withdraw every prefix in PATH (same format as for announce).
+        #[arg(long, value_name = "PATH", group = "prefixes")]
+        file: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -238,5 +248,21 @@ mod tests {
         };
         assert_eq!(communities, vec![(65000, 1), (65000, 2)]);
         assert_eq!(client.socket, PathBuf::from("/tmp/x.sock"));
+    }
+
+    #[test]
+    fn a_file_makes_the_prefix_optional() {
+        let cli =
+            Cli::try_parse_from(["bramble", "routes", "withdraw", "--file", "p.txt"]).unwrap();
+        let Command::Routes(RoutesArgs {
+            action: Some(RoutesAction::Withdraw { prefix, file, .. }),
+            ..
+        }) = cli.command
+        else {
+            panic!()
+        };
+        assert_eq!((prefix, file), (None, Some(PathBuf::from("p.txt"))));
+        assert!(Cli::try_parse_from(["bramble", "routes", "announce"]).is_err());
+        assert!(Cli::try_parse_from(["bramble", "routes", "withdraw"]).is_err());
     }
 }

@@ -1,17 +1,19 @@
-//! `bramble agent --config FILE`: load the config, start the speaker and the control server,
-//! run until SIGTERM or SIGINT, then shut down cleanly.
+//! `bramble agent --config FILE`: load the config, start the FIB programmer, the speaker and
+//! the control server, run until SIGTERM or SIGINT, then shut down cleanly (leaving the
+//! kernel routes in place).
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bgp::speaker::{PeerSettings, SpeakerConfig};
+use bgp::speaker::{FibSink, PeerSettings, SpeakerConfig};
 use config::{Config, Peer};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::server::ControlSocket;
+use crate::fib_sink::{fib_config, ProgrammerSink};
+use crate::server::{ControlSocket, Services};
 
 /// Exit status for a configuration that does not load.
 const EXIT_CONFIG: u8 = 2;
@@ -58,38 +60,84 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     // Bind first: if another agent owns the socket, no BGP session is started.
     let socket = ControlSocket::bind(&cfg.api.socket)?;
-    for note in unsupported_settings(&cfg) {
+    let result = run_bound(&cfg, &socket, async {
+        tokio::select! {
+            _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
+            _ = sigint.recv() => info!("SIGINT received, shutting down"),
+        }
+    })
+    .await;
+    let path = socket.path().to_path_buf();
+    let removed = socket
+        .remove()
+        .with_context(|| format!("cannot remove {}", path.display()));
+    // A start-up failure is the more useful message.
+    result.and(removed)?;
+    info!("agent stopped");
+    Ok(())
+}
+
+/// Starts the FIB programmer (if enabled) and the speaker, serves the control socket until
+/// `shutdown`, then stops the speaker and the programmer in that order.
+async fn run_bound(
+    cfg: &Config,
+    socket: &ControlSocket,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    for note in unsupported_settings(cfg) {
         warn!("{note}");
     }
-    let speaker = bgp::speaker::spawn(speaker_config(&cfg), None)
-        .await
-        .context("cannot start the BGP speaker")?;
+    let fib = if cfg.fib.enabled {
+        let fib = fib::Programmer::spawn(fib_config(cfg)).map_err(|e| {
+            error!(error = %e, "cannot start the FIB programmer");
+            // Display only: the fib crate's errors already print their source, and the
+            // exit message is one line.
+            anyhow::anyhow!(
+                "cannot start the FIB programmer ({e}); set [fib] enabled = false to run without it"
+            )
+        })?;
+        Some(fib)
+    } else {
+        info!("FIB programming is off ([fib] enabled = false)");
+        None
+    };
+    let sink = fib
+        .clone()
+        .map(|f| Box::new(ProgrammerSink::new(f)) as Box<dyn FibSink>);
+    let speaker = match bgp::speaker::spawn(speaker_config(cfg), sink).await {
+        Ok(speaker) => speaker,
+        Err(e) => {
+            if let Some(fib) = fib {
+                fib.shutdown().await;
+            }
+            return Err(anyhow::Error::new(e).context("cannot start the BGP speaker"));
+        }
+    };
     info!(
         node = %cfg.node.name,
         router_id = %cfg.node.router_id,
         asn = cfg.node.asn,
         peers = cfg.peers().len(),
+        fib_table = cfg.fib.enabled.then_some(cfg.fib.table),
         socket = %socket.path().display(),
         "agent started"
     );
 
-    let shutdown = async {
-        tokio::select! {
-            _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
-            _ = sigint.recv() => info!("SIGINT received, shutting down"),
-        }
+    let services = Services {
+        speaker: speaker.clone(),
+        fib: fib.clone(),
     };
-    socket.serve(speaker.clone(), shutdown).await;
+    socket.serve(services, shutdown).await;
 
     // RFC 4271 §6.7: peers are told with a Cease NOTIFICATION; the speaker sends it.
     if let Err(e) = speaker.shutdown().await {
         warn!(error = %e, "speaker was already stopped");
     }
-    let path = socket.path().to_path_buf();
-    socket
-        .remove()
-        .with_context(|| format!("cannot remove {}", path.display()))?;
-    info!("agent stopped");
+    // After the speaker, so no change arrives once it is gone. The kernel routes stay
+    // for the next start to adopt (RFC 4724 §4.1: forwarding state kept across a restart).
+    if let Some(fib) = fib {
+        fib.shutdown().await;
+    }
     Ok(())
 }
 
@@ -118,7 +166,7 @@ fn peer_settings(p: &Peer) -> PeerSettings {
         import: p.import.clone(),
         export: p.export.clone(),
         connect_retry: p.connect_retry,
-        next_hop_v6: None,
+        next_hop_v6: p.next_hop_v6,
     }
 }
 

@@ -4,6 +4,8 @@ mod api;
 mod cli;
 mod client;
 mod daemon;
+mod fib_sink;
+mod prefix_file;
 mod server;
 mod table;
 
@@ -12,10 +14,12 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bgp::speaker::Announce;
+use bgp::wire::Prefix;
 use clap::Parser;
 
 use crate::cli::{Cli, ClientArgs, Command, ConfigCommand, Output, RoutesAction, RoutesArgs};
 use crate::client::Client;
+use crate::prefix_file::PrefixFileError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,6 +37,11 @@ fn main() -> ExitCode {
 fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Like config errors: `PATH:LINE: reason` lines, no prefix.
+        Err(e) if e.is::<PrefixFileError>() => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("bramble: {e:#}");
             ExitCode::FAILURE
@@ -74,23 +83,50 @@ fn routes(args: RoutesArgs) -> anyhow::Result<()> {
         }
         Some(RoutesAction::Announce {
             prefix,
+            file,
             next_hop,
             communities,
             client,
         }) => {
-            Client::connect(&client.socket)?.announce(vec![Announce {
-                prefix,
-                next_hop,
-                communities,
-            }])?;
-            println!("announced {prefix}");
+            let prefixes = gather(prefix, file.as_deref())?;
+            let routes = prefixes
+                .iter()
+                .map(|&prefix| Announce {
+                    prefix,
+                    next_hop,
+                    communities: communities.clone(),
+                })
+                .collect();
+            let count = Client::connect(&client.socket)?.announce(routes)?;
+            match (prefix, &file) {
+                (Some(p), None) => println!("announced {p}"),
+                _ => println!("announced {count} of {} prefixes", prefixes.len()),
+            }
         }
-        Some(RoutesAction::Withdraw { prefix, client }) => {
-            Client::connect(&client.socket)?.withdraw(vec![prefix])?;
-            println!("withdrew {prefix}");
+        Some(RoutesAction::Withdraw {
+            prefix,
+            file,
+            client,
+        }) => {
+            let prefixes = gather(prefix, file.as_deref())?;
+            let sent = prefixes.len();
+            let count = Client::connect(&client.socket)?.withdraw(prefixes)?;
+            match (prefix, &file) {
+                (Some(p), None) => println!("withdrew {p}"),
+                _ => println!("withdrew {count} of {sent} prefixes"),
+            }
         }
     }
     Ok(())
+}
+
+/// The positional prefix (if any) followed by the prefixes of `file` (if any).
+fn gather(prefix: Option<Prefix>, file: Option<&Path>) -> anyhow::Result<Vec<Prefix>> {
+    let mut prefixes: Vec<Prefix> = prefix.into_iter().collect();
+    if let Some(file) = file {
+        prefixes.extend(prefix_file::read(file)?);
+    }
+    Ok(prefixes)
 }
 
 fn unix_now() -> u64 {

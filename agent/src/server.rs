@@ -1,5 +1,6 @@
 //! The control server: accepts connections on the Unix socket, one task per connection,
-//! answers each request line by asking the speaker. Shutdown drains: the listener stops
+//! answers each request line by asking the speaker (or, for the FIB table, the FIB
+//! programmer). Shutdown drains: the listener stops
 //! accepting, every handler finishes the request it is on, then [`serve`] returns
 //! (mini-redis style: a broadcast to stop, an mpsc whose closing says all handlers ended).
 
@@ -9,18 +10,28 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bgp::speaker::SpeakerHandle;
+use bgp::speaker::{SpeakerHandle, TableKind};
+use fib::FibHandle;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::api::{Request, Response, MAX_REQUEST_LEN};
+use crate::fib_sink::fib_routes;
+
+/// What the control server answers from: the speaker, and the FIB programmer when
+/// `[fib] enabled` (the speaker does not serve the FIB table).
+#[derive(Clone)]
+pub struct Services {
+    pub speaker: SpeakerHandle,
+    pub fib: Option<FibHandle>,
+}
 
 /// Why the control socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
-    #[error("cannot create {dir}: {source}")]
+    #[error("cannot create {dir}")]
     Dir {
         dir: PathBuf,
         #[source]
@@ -30,13 +41,13 @@ pub enum BindError {
     NotASocket { path: PathBuf },
     #[error("another agent is already listening on {path}")]
     InUse { path: PathBuf },
-    #[error("cannot remove the stale socket {path}: {source}")]
+    #[error("cannot remove the stale socket {path}")]
     Stale {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot listen on {path}: {source}")]
+    #[error("cannot listen on {path}")]
     Bind {
         path: PathBuf,
         #[source]
@@ -99,11 +110,11 @@ impl ControlSocket {
 
     /// Serves requests until `shutdown` completes, then waits for every open connection to
     /// finish the request it is handling.
-    pub async fn serve(&self, speaker: SpeakerHandle, shutdown: impl Future<Output = ()>) {
+    pub async fn serve(&self, services: Services, shutdown: impl Future<Output = ()>) {
         let (stop_tx, _) = broadcast::channel::<()>(1);
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tokio::select! {
-            () = accept_loop(&self.listener, &speaker, &stop_tx, &done_tx) => {}
+            () = accept_loop(&self.listener, &services, &stop_tx, &done_tx) => {}
             () = shutdown => {}
         }
         // Dropping the sender tells every handler to stop; the receiver then sees the
@@ -124,7 +135,7 @@ impl ControlSocket {
 
 async fn accept_loop(
     listener: &UnixListener,
-    speaker: &SpeakerHandle,
+    services: &Services,
     stop: &broadcast::Sender<()>,
     done: &mpsc::Sender<()>,
 ) {
@@ -132,7 +143,7 @@ async fn accept_loop(
         match listener.accept().await {
             Ok((stream, _)) => {
                 let handler = Handler {
-                    speaker: speaker.clone(),
+                    services: services.clone(),
                     stop: stop.subscribe(),
                     _done: done.clone(),
                 };
@@ -148,7 +159,7 @@ async fn accept_loop(
 }
 
 struct Handler {
-    speaker: SpeakerHandle,
+    services: Services,
     stop: broadcast::Receiver<()>,
     /// Dropped when the handler ends; see [`ControlSocket::serve`].
     _done: mpsc::Sender<()>,
@@ -193,7 +204,7 @@ impl Handler {
         match serde_json::from_str::<Request>(line.trim_end()) {
             Ok(req) => {
                 debug!(request = ?req, "control request");
-                answer(&self.speaker, req).await
+                answer(&self.services, req).await
             }
             Err(e) => Response::Error {
                 message: format!("bad request: {e}"),
@@ -212,9 +223,14 @@ async fn write_response(
     w.flush().await
 }
 
-/// Runs one request against the speaker.
-pub async fn answer(speaker: &SpeakerHandle, req: Request) -> Response {
+/// Runs one request against the speaker, or the FIB programmer for the FIB table.
+pub async fn answer(services: &Services, req: Request) -> Response {
+    let speaker = &services.speaker;
     let result = match req {
+        Request::Routes {
+            table: TableKind::Fib,
+            peer,
+        } => return fib_table(services.fib.as_ref(), peer).await,
         Request::Status => speaker
             .status()
             .await
@@ -229,6 +245,21 @@ pub async fn answer(speaker: &SpeakerHandle, req: Request) -> Response {
     result.unwrap_or_else(|gone| Response::Error {
         message: gone.to_string(),
     })
+}
+
+/// `routes --table fib`, from the programmer's status.
+async fn fib_table(fib: Option<&FibHandle>, peer: Option<std::net::IpAddr>) -> Response {
+    let message = match (fib, peer) {
+        (None, _) => "the FIB is disabled ([fib] enabled = false)".to_string(),
+        // The kernel's routes do not record which peer they came from.
+        (Some(_), Some(_)) => "--peer does not apply to the fib table".to_string(),
+        (Some(fib), None) => {
+            return Response::Routes {
+                routes: fib_routes(&fib.status().await),
+            }
+        }
+    };
+    Response::Error { message }
 }
 
 fn done(r: Result<usize, String>) -> Response {

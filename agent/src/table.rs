@@ -84,7 +84,7 @@ pub fn routes(routes: &[RouteEntry]) -> String {
                 r.next_hop.map_or("-".into(), |n| n.to_string()),
                 r.peer.map_or("local".into(), |p| p.to_string()),
                 dash(as_path.join(" ")),
-                r.origin.clone(),
+                dash(r.origin.clone()),
                 r.med.map_or("-".into(), |m| m.to_string()),
                 r.local_pref.map_or("-".into(), |l| l.to_string()),
                 dash(communities.join(",")),

@@ -2,155 +2,14 @@
 //! control socket, signal shutdown. Every test uses its own temporary directory (and so its
 //! own socket); agents are killed by a guard if a test fails.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bgp::speaker::{PeerStatus, RouteEntry};
-use tempfile::TempDir;
-
-fn bramble() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bramble"));
-    cmd.env_remove("BRAMBLE_SOCKET").env_remove("RUST_LOG");
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    bramble().args(args).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-/// A config for an agent whose control socket is `socket`. The two peers are loopback
-/// addresses with nothing behind them, on port 1 (not 179, so a BGP listener some other test
-/// runs on loopback is never contacted), retrying only once an hour.
-fn agent_config(socket: &Path) -> String {
-    format!(
-        r#"
-[node]
-name = "test-node"
-router_id = "192.0.2.1"
-asn = 64512
-
-[api]
-socket = "{}"
-
-[[bgp.peers]]
-address = "127.0.0.2"
-asn = 65001
-port = 1
-connect_retry = 3600
-
-[[bgp.peers]]
-address = "127.0.0.3"
-asn = 64512
-port = 1
-connect_retry = 3600
-"#,
-        socket.display()
-    )
-}
-
-/// A running `bramble agent`, killed and reaped on drop.
-struct Agent {
-    child: Child,
-    dir: TempDir,
-    socket: PathBuf,
-}
-
-impl Agent {
-    fn start() -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        // A parent directory that does not exist yet: the agent creates it.
-        let socket = dir.path().join("run").join("ctl.sock");
-        Self::start_in(dir, socket)
-    }
-
-    fn start_in(dir: TempDir, socket: PathBuf) -> Agent {
-        let config = dir.path().join("bramble.toml");
-        fs::write(&config, agent_config(&socket)).unwrap();
-        let log = fs::File::create(dir.path().join("agent.log")).unwrap();
-        let child = bramble()
-            .args(["agent", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut agent = Agent { child, dir, socket };
-        agent.wait_ready();
-        agent
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("agent exited early ({status}): {}", self.log());
-            }
-            sleep(Duration::from_millis(50));
-        }
-        panic!("agent did not open its socket: {}", self.log());
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
-    }
-
-    fn socket(&self) -> &str {
-        self.socket.to_str().unwrap()
-    }
-
-    /// Runs a client subcommand against this agent.
-    fn client(&self, args: &[&str]) -> Output {
-        bramble()
-            .args(args)
-            .args(["--socket", self.socket()])
-            .output()
-            .unwrap()
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: plain kill(2) on the child this test started.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not exit: {}",
-                self.log()
-            );
-            sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{agent_config, bramble, run, stderr, stdout, Agent};
 
 // ===== config check =====
 
@@ -379,18 +238,23 @@ fn announce_and_withdraw_are_accepted() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "announced 10.1.0.0/24\n");
-    for table in ["loc", "adj-in", "adj-out", "fib"] {
+    for table in ["loc", "adj-in", "adj-out"] {
         let out = agent.client(&["routes", "--table", table, "-o", "json"]);
         assert!(out.status.success(), "{table}: {}", stderr(&out));
         let _: Vec<RouteEntry> = serde_json::from_str(&stdout(&out)).unwrap();
     }
+    let out = agent.client(&["routes", "--table", "fib", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "bramble: the FIB is disabled ([fib] enabled = false)\n"
+    );
     let out = agent.client(&["routes", "withdraw", "10.1.0.0/24"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "withdrew 10.1.0.0/24\n");
 }
 
 #[test]
-#[ignore = "needs the real speaker"]
 fn announced_prefix_appears_in_loc_rib() {
     let agent = Agent::start();
     let out = agent.client(&[
@@ -501,4 +365,29 @@ fn garbage_on_the_socket_gets_an_error_line() {
     line.clear();
     reader.read_line(&mut line).unwrap();
     assert!(line.starts_with("{\"response\":\"status\""), "{line}");
+}
+
+#[test]
+#[ignore = "bgp speaker bug: with no peers it stops at once (core.rs returns when the \
+            session-event channel closes), so status answers 'the BGP speaker is not running'"]
+fn an_agent_without_peers_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let config = format!(
+        "[node]\nname = \"lonely\"\nrouter_id = \"192.0.2.1\"\n[api]\nsocket = \"{}\"\n[fib]\nenabled = false\n",
+        socket.display()
+    );
+    let mut agent = Agent::start_with(dir, socket, &config, None);
+    let out = agent.client(&["status", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "[]");
+    let out = agent.client(&["routes", "announce", "10.1.0.0/24"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    agent.signal(libc::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(20)).code(), Some(0));
+    assert!(
+        !agent.log().contains("speaker was already stopped"),
+        "{}",
+        agent.log()
+    );
 }

@@ -1,7 +1,7 @@
 //! The validated, resolved configuration: plain values, every default filled in.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use bgp::policy::Filter;
@@ -19,7 +19,7 @@ pub const DEFAULT_ETCD_ENDPOINT: &str = "http://127.0.0.1:2379";
 /// A whole, valid Bramble configuration.
 ///
 /// Keys beyond DESIGN.md's first sketch (the README lists them): per peer `local_address`,
-/// `hold_time`, `connect_retry`, `description` and `password_file`.
+/// `hold_time`, `connect_retry`, `description`, `password_file` and `next_hop_v6`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub node: Node,
@@ -128,6 +128,8 @@ pub struct Peer {
     pub connect_retry: u16,
     /// Free text shown by `bramble status` (extra).
     pub description: Option<String>,
+    /// Our IPv6 next hop for IPv6 routes sent over an IPv4 session (extra). None = not sent.
+    pub next_hop_v6: Option<Ipv6Addr>,
 }
 
 impl Peer {

@@ -73,6 +73,7 @@ pub struct RawPeer {
     pub hold_time: Option<S<i64>>,
     pub connect_retry: Option<S<i64>>,
     pub description: Option<String>,
+    pub next_hop_v6: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

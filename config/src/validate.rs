@@ -2,7 +2,7 @@
 //! checked, each problem located at the offending value.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -68,6 +68,20 @@ impl<'a> Checker<'a> {
             }
             IpAddr::V6(ip) => {
                 self.err(v.span(), format!("{key}: {ip} is not an IPv4 address"));
+                None
+            }
+        }
+    }
+
+    fn ipv6(&mut self, v: &S<String>, key: &str) -> Option<Ipv6Addr> {
+        match self.ip(v, key)? {
+            IpAddr::V6(ip) if !ip.is_unspecified() && !ip.is_multicast() => Some(ip),
+            IpAddr::V6(ip) => {
+                self.err(v.span(), format!("{key}: {ip} is not a usable next hop"));
+                None
+            }
+            IpAddr::V4(ip) => {
+                self.err(v.span(), format!("{key}: {ip} is not an IPv6 address"));
                 None
             }
         }
@@ -407,6 +421,11 @@ fn peer(c: &mut Checker<'_>, raw: &RawPeer, node_asn: Option<u32>) -> Option<Pee
         65535,
         5u16,
     );
+    let next_hop_v6 = optional(
+        raw.next_hop_v6
+            .as_ref()
+            .map(|n| c.ipv6(n, "bgp.peers.next_hop_v6")),
+    );
     let rr_client = raw.rr_client.as_ref().is_some_and(|r| *r.get_ref());
     if let (Some(rr), Some(peer_asn), Some(node_asn)) = (&raw.rr_client, asn, node_asn) {
         // RFC 4456 §1: route reflection happens inside one AS.
@@ -436,6 +455,7 @@ fn peer(c: &mut Checker<'_>, raw: &RawPeer, node_asn: Option<u32>) -> Option<Pee
         hold_time: hold_time?,
         connect_retry: connect_retry?,
         description: raw.description.clone(),
+        next_hop_v6: next_hop_v6?,
     })
 }
 

@@ -83,6 +83,18 @@ fn bad_ip_addresses() {
         "b.toml:4:17: bgp.peers.local_address: 2001:db8::1 is not of the same family as the peer address 192.0.2.254"
     );
     assert_eq!(
+        err(&format!("{PEER}next_hop_v6 = \"192.0.2.1\"\n")),
+        "b.toml:4:15: bgp.peers.next_hop_v6: 192.0.2.1 is not an IPv6 address"
+    );
+    assert_eq!(
+        err(&format!("{PEER}next_hop_v6 = \"fe80::1%eth0\"\n")),
+        "b.toml:4:15: bgp.peers.next_hop_v6: \"fe80::1%eth0\" is not an IP address"
+    );
+    assert_eq!(
+        err(&format!("{PEER}next_hop_v6 = \"::\"\n")),
+        "b.toml:4:15: bgp.peers.next_hop_v6: :: is not a usable next hop"
+    );
+    assert_eq!(
         err("[bgp]\nlisten = \"0.0.0.0:99999\"\n"),
         "b.toml:2:10: bgp.listen: \"0.0.0.0:99999\" is not an address (e.g. \"0.0.0.0:179\" or \"[::]:179\")"
     );

@@ -111,6 +111,7 @@ fn design_example_parses() {
             hold_time: None,
             connect_retry: 5,
             description: None,
+            next_hop_v6: None,
         }]
     );
     assert!(c.peers()[0].is_ebgp(c.node.asn));
@@ -190,6 +191,7 @@ local_address = "192.0.2.1"
 hold_time = 30
 connect_retry = 60
 description = "tor-a"
+next_hop_v6 = "2001:db8::1"
 password_file = "/etc/bramble/tor-a.key"
 passive = true
 ttl_security = true
@@ -219,6 +221,8 @@ import = []
     assert_eq!(ebgp.hold_time, Some(30));
     assert_eq!(ebgp.connect_retry, 60);
     assert_eq!(ebgp.description.as_deref(), Some("tor-a"));
+    assert_eq!(ebgp.next_hop_v6, Some("2001:db8::1".parse().unwrap()));
+    assert_eq!(ibgp.next_hop_v6, None);
     assert_eq!(
         ebgp.password,
         Some(Password::File("/etc/bramble/tor-a.key".into()))
