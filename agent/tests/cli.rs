@@ -368,8 +368,6 @@ fn garbage_on_the_socket_gets_an_error_line() {
 }
 
 #[test]
-#[ignore = "bgp speaker bug: with no peers it stops at once (core.rs returns when the \
-            session-event channel closes), so status answers 'the BGP speaker is not running'"]
 fn an_agent_without_peers_still_answers() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("ctl.sock");

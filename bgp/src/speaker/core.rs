@@ -32,6 +32,8 @@ pub(crate) struct Speaker {
     pub dirty: HashSet<Prefix>,
     pub fib: Option<Box<dyn FibSink>>,
     _listener: Option<Listener>,
+    /// Keeps the event channel open when no peer is configured (peers can come later).
+    _events: mpsc::Sender<(u32, SessionEvent)>,
 }
 
 impl Speaker {
@@ -59,7 +61,6 @@ impl Speaker {
             }
             peers.push(PeerSlot::new(id, settings.clone(), handle, cfg.asn));
         }
-        drop(ev_tx);
         let speaker = Speaker {
             rib: Rib::new(cfg.asn, cfg.router_id),
             cfg,
@@ -67,6 +68,7 @@ impl Speaker {
             dirty: HashSet::new(),
             fib,
             _listener: listener,
+            _events: ev_tx,
         };
         tokio::spawn(speaker.run(ev_rx, req_rx));
         Ok(SpeakerHandle::new(req_tx))
