@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 
 use crate::rib::attrs::RouteAttrs;
 use crate::rib::peer::{PeerInfo, LOCAL_PEER};
-use crate::wire::{Origin, PathAttrs, SegmentType};
+use crate::wire::{AsPath, Origin, PathAttrs, SegmentType};
 
 /// LOCAL_PREF assumed when the attribute is absent (the usual default).
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
@@ -76,16 +76,7 @@ impl Step {
 /// AS_PATH length for the decision: AS_SET counts 1 (RFC 4271 §9.1.2.2 a), confederation
 /// segments count 0 (RFC 5065 §5.3).
 pub fn as_path_len(attrs: &PathAttrs) -> usize {
-    attrs.as_path.as_ref().map_or(0, |p| {
-        p.segments
-            .iter()
-            .map(|s| match s.kind {
-                SegmentType::Sequence => s.asns.len(),
-                SegmentType::Set => 1,
-                SegmentType::ConfedSequence | SegmentType::ConfedSet => 0,
-            })
-            .sum()
-    })
+    attrs.as_path.as_ref().map_or(0, AsPath::length)
 }
 
 /// The neighbour AS for MED comparison (RFC 4271 §9.1.2.2 c): the first AS of the AS_PATH

@@ -104,16 +104,23 @@ pub(crate) fn as4_path_of(path: &AsPath) -> AsPath {
     }
 }
 
-/// Path length as RFC 6793 §4.2.3 counts it: an AS_SET counts 1, confederation segments 0.
 fn count(path: &AsPath) -> usize {
-    path.segments
-        .iter()
-        .map(|s| match s.kind {
-            SegmentType::Sequence => s.asns.len(),
-            SegmentType::Set => 1,
-            SegmentType::ConfedSequence | SegmentType::ConfedSet => 0,
-        })
-        .sum()
+    path.length()
+}
+
+impl AsPath {
+    /// Path length as RFC 4271 §9.1.2.2 a) and RFC 6793 §4.2.3 count it: an AS_SET counts 1,
+    /// confederation segments 0 (RFC 5065 §5.3).
+    pub fn length(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| match s.kind {
+                SegmentType::Sequence => s.asns.len(),
+                SegmentType::Set => 1,
+                SegmentType::ConfedSequence | SegmentType::ConfedSet => 0,
+            })
+            .sum()
+    }
 }
 
 /// Drops confederation segments from a received AS4_PATH (RFC 6793 §6).
