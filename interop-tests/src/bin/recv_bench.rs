@@ -2,16 +2,19 @@
 //!
 //! GoBGP (the feeder, in its own namespace) first takes N unique IPv4 /32s into its RIB through
 //! one MRT injection while no device under test (DUT) exists. Then, for each of R runs, each DUT
-//! in turn (Bramble first, then BIRD) is started in a fresh namespace joined to the feeder by a
-//! fresh veth, opens an eBGP session to the passive feeder and receives the full table. The clock
-//! starts just before the DUT process is spawned and stops at the first poll that sees all N
-//! routes in the DUT (Bramble: the peer's `accepted` counter of `bramble status -o json`; BIRD:
-//! `Routes: N imported` of `show protocols all feeder`). Both DUTs connect at once (BIRD with
-//! `connect delay time 0`), so process start is a fair common origin.
+//! in turn (Bramble first, then BIRD) is started in a fresh namespace with no link at all (its
+//! connects fail, so it idles; its idle RSS is read then), after which a fresh veth joins it to
+//! the feeder and it opens an eBGP session to the passive feeder and receives the full table.
 //!
-//! After convergence it records the daemon's CPU seconds (utime + stime), then, after a 1 s
-//! settle, VmRSS and VmHWM, and compares RSS with an idle instance of the same DUT (same config,
-//! no link, so no session) measured in the same run.
+//! The clock starts when the DUT reports the session Established (polled every 5 ms: nothing
+//! is in flight before) and stops at the first poll that sees all N routes in the DUT (Bramble:
+//! the peer's `accepted` counter of `bramble status -o json`; BIRD: `Routes: N imported` of
+//! `show protocols all feeder`). Established, not process start, is the origin because BIRD
+//! never connects sooner than 0.75–1 s after start (`connect delay time` has a 1 s floor,
+//! randomised down by up to a quarter) while Bramble connects at once.
+//!
+//! It records the daemon's CPU seconds (utime + stime) over that window, then, after a 1 s
+//! settle, VmRSS and VmHWM, and compares RSS with the idle reading of the same process.
 //!
 //! Run as root: `cargo run --release -p interop-tests --bin recv_bench -- [--routes N] [--runs R]`.
 //! Uses `$BRAMBLE_BIN`, else `target/release/bramble` (build it first:
@@ -46,8 +49,10 @@ const POLL: Duration = Duration::from_millis(50);
 const POLL_STRETCH: u32 = 3;
 /// Pause after convergence before reading RSS, so deferred work shows.
 const SETTLE: Duration = Duration::from_secs(1);
-/// Age of an idle DUT when its RSS is read.
+/// Age of the DUT, still without a link, when its idle RSS is read.
 const IDLE_AGE: Duration = Duration::from_secs(1);
+/// Pause between polls while waiting for Established (nothing is in flight yet).
+const EST_POLL: Duration = Duration::from_millis(5);
 /// The BGP protocol name in BIRD's config.
 const BIRD_PROTO: &str = "feeder";
 
@@ -103,7 +108,8 @@ impl Running {
                 let mut b = BirdBgp::new(BIRD_PROTO, DUT_AS, feeder, FEEDER_AS);
                 b.hold_time = HOLD_TIME;
                 b.ipv4 = Some(BirdChannel::new("all", "none"));
-                // BIRD waits 5 s before its first connect by default; Bramble does not.
+                // BIRD waits 5 s (at least 1 s) before its first connect; the clock starts at
+                // Established, so this only shortens the run.
                 b.extra = "  connect delay time 0;\n".into();
                 cfg.bgp.push(b);
                 Running::Bird(Bird::start(ns, dir, &cfg)?)
@@ -166,15 +172,14 @@ fn parse_bird_protocol(text: &str) -> (bool, u64) {
     (established, imported)
 }
 
-/// Memory and CPU of one process, from `/proc`.
+/// Resident memory of one process, from `/proc/PID/status`.
 #[derive(Debug, Clone, Copy, Default)]
-struct ProcStats {
+struct MemStats {
     rss_kib: u64,
     hwm_kib: u64,
-    cpu_s: f64,
 }
 
-fn proc_stats(pid: i32) -> BoxResult<ProcStats> {
+fn mem_stats(pid: i32) -> BoxResult<MemStats> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> u64 {
         status
@@ -184,10 +189,9 @@ fn proc_stats(pid: i32) -> BoxResult<ProcStats> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
-    Ok(ProcStats {
+    Ok(MemStats {
         rss_kib: field("VmRSS:"),
         hwm_kib: field("VmHWM:"),
-        cpu_s: cpu_seconds(pid)?,
     })
 }
 
@@ -220,18 +224,20 @@ fn daemon_pid(ns: &Netns, comm: &str) -> BoxResult<i32> {
 /// One measured receive.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
-    /// DUT spawn → all N routes seen.
+    /// Session Established → all N routes seen.
     total: Duration,
-    /// DUT spawn → first poll that saw the session Established.
-    established: Duration,
-    /// DUT CPU seconds at convergence.
+    /// Link up → session Established (connect timers, not measured).
+    connect: Duration,
+    /// DUT CPU seconds from Established to convergence.
     cpu_s: f64,
+    /// DUT CPU seconds since its start, read after the settle.
+    cpu_total_s: f64,
     /// After convergence + settle.
     rss_kib: u64,
     hwm_kib: u64,
-    /// The idle instance of the same run.
+    /// The same process before it had a link.
     idle_rss_kib: u64,
-    /// Feeder (gobgpd) CPU seconds spent between DUT spawn and convergence.
+    /// Feeder (gobgpd) CPU seconds from Established to convergence.
     feeder_cpu_s: f64,
 }
 
@@ -285,19 +291,6 @@ impl Bench {
         Ok(d)
     }
 
-    /// RSS of `kind` started with the benchmark config in a namespace with no link (its
-    /// connects fail, so it stays idle), read once it has run for [`IDLE_AGE`].
-    fn idle_rss(&self, kind: DutKind, tag: &str) -> BoxResult<u64> {
-        let ns = Netns::new("rb-idle")?;
-        let dir = self.scratch(tag)?;
-        let dut = Running::start(kind, &ns, &dir)?;
-        std::thread::sleep(IDLE_AGE);
-        let pid = daemon_pid(&ns, kind.comm())?;
-        let rss = proc_stats(pid)?.rss_kib;
-        dut.stop();
-        Ok(rss)
-    }
-
     /// Wait until the feeder has dropped the previous DUT's session and listens again.
     fn feeder_ready(&self) -> BoxResult<()> {
         wait_until(
@@ -309,35 +302,56 @@ impl Bench {
         Ok(())
     }
 
+    /// One receive by `kind`: start it in a fresh namespace without any link (its connects
+    /// fail, so it idles), read its idle RSS, then add the link to the feeder and time the
+    /// table transfer from session Established to all routes learned.
     fn measure(&mut self, kind: DutKind, run: usize) -> BoxResult<Sample> {
         let tag = format!("{}-{run}", kind.comm());
-        let idle_rss_kib = self.idle_rss(kind, &format!("{tag}-idle"))?;
+        let dir = self.scratch(&tag)?;
+        let ns = Netns::new("rb-dut")?;
+        let mut dut = Running::start(kind, &ns, &dir)?;
+        std::thread::sleep(IDLE_AGE);
+        let pid = daemon_pid(&ns, kind.comm())?;
+        let idle = mem_stats(pid)?;
         self.feeder_ready()?;
 
-        let ns = Netns::new("rb-dut")?;
-        let link = Veth::new(&ns, &self.feeder_ns)?;
-        link.a().add_addr(&format!("{DUT_ADDR}/30"))?;
-        link.b().add_addr(&format!("{FEEDER_ADDR}/30"))?;
-        let dir = self.scratch(&tag)?;
         let feeder_pid = i32::try_from(self.gobgp.process().pid())?;
-        let feeder_cpu0 = cpu_seconds(feeder_pid)?;
-        let timeout = Duration::from_secs(60 + self.routes / 1000);
+        let link = Veth::new(&ns, &self.feeder_ns)?;
+        link.b().add_addr(&format!("{FEEDER_ADDR}/30"))?;
+        link.a().add_addr(&format!("{DUT_ADDR}/30"))?;
+        let linked = Instant::now();
 
-        let start = Instant::now();
-        let mut dut = Running::start(kind, &ns, &dir)?;
-        let mut established = None;
-        let (total, cpu_s, feeder_cpu_s, pid) = loop {
-            let probe = Instant::now();
+        // Up to Established nothing is in flight: poll tightly so the origin is precise.
+        let connect_timeout = Duration::from_secs(30);
+        loop {
             let (up, count) = dut.poll()?;
-            let seen = start.elapsed();
-            if up && established.is_none() {
-                established = Some(seen);
+            if up {
+                break;
             }
+            if count > 0 || linked.elapsed() > connect_timeout {
+                return Err(format!(
+                    "{}: session not Established {:?} after the link came up ({count} routes)",
+                    kind.label(),
+                    linked.elapsed()
+                )
+                .into());
+            }
+            std::thread::sleep(EST_POLL);
+        }
+        let established = Instant::now();
+        let connect = established - linked;
+        let cpu0 = cpu_seconds(pid)?;
+        let feeder_cpu0 = cpu_seconds(feeder_pid)?;
+
+        let timeout = Duration::from_secs(60 + self.routes / 1000);
+        let (total, cpu_s, feeder_cpu_s) = loop {
+            let probe = Instant::now();
+            let (_, count) = dut.poll()?;
+            let seen = established.elapsed();
             if count >= self.routes {
-                let pid = daemon_pid(&ns, kind.comm())?;
-                let cpu = cpu_seconds(pid)?;
+                let cpu = cpu_seconds(pid)? - cpu0;
                 let feeder = cpu_seconds(feeder_pid)? - feeder_cpu0;
-                break (seen, cpu, feeder, pid);
+                break (seen, cpu, feeder);
             }
             if seen > timeout {
                 return Err(format!(
@@ -350,7 +364,8 @@ impl Bench {
             std::thread::sleep(POLL.max(probe.elapsed() * POLL_STRETCH));
         };
         std::thread::sleep(SETTLE);
-        let after = proc_stats(pid)?;
+        let after = mem_stats(pid)?;
+        let cpu_total_s = cpu_seconds(pid)?;
         let table = dut.table_count()?;
         if table != self.routes {
             return Err(format!(
@@ -364,11 +379,12 @@ impl Bench {
         drop(ns);
         Ok(Sample {
             total,
-            established: established.unwrap_or(total),
+            connect,
             cpu_s,
+            cpu_total_s,
             rss_kib: after.rss_kib,
             hwm_kib: after.hwm_kib,
-            idle_rss_kib,
+            idle_rss_kib: idle.rss_kib,
             feeder_cpu_s,
         })
     }
@@ -399,8 +415,9 @@ struct Summary {
     time: f64,
     time_min: f64,
     time_max: f64,
-    established: f64,
+    connect: f64,
     cpu: f64,
+    cpu_total: f64,
     rss_mib: f64,
     hwm_mib: f64,
     idle_mib: f64,
@@ -417,8 +434,9 @@ fn summarize(samples: &[Sample], routes: u64) -> Summary {
         time: median(times),
         time_min,
         time_max,
-        established: col(&|s| s.established.as_secs_f64()),
+        connect: col(&|s| s.connect.as_secs_f64()),
         cpu: col(&|s| s.cpu_s),
+        cpu_total: col(&|s| s.cpu_total_s),
         rss_mib: col(&|s| mib(s.rss_kib)),
         hwm_mib: col(&|s| mib(s.hwm_kib)),
         idle_mib: col(&|s| mib(s.idle_rss_kib)),
@@ -467,11 +485,17 @@ fn report(routes: u64, runs: usize, results: &[(DutKind, Vec<Sample>)], header: 
     }
     let find = |k: DutKind| sums.iter().find(|(x, _)| *x == k).map(|(_, s)| s);
     if let (Some(b), Some(r)) = (find(DutKind::Bramble), find(DutKind::Bird)) {
-        let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
+        let ratio = |x: f64, y: f64| {
+            if y > 0.0 {
+                format!("×{:.2}", x / y)
+            } else {
+                "n/a".to_string()
+            }
+        };
         let _ = writeln!(
             o,
-            "\nBramble vs BIRD: time ×{:.2}, CPU ×{:.2}, RSS after ×{:.2}, peak RSS ×{:.2}, \
-             bytes/route over idle ×{:.2} (>1 = Bramble slower / bigger)",
+            "\nBramble vs BIRD: time {}, CPU {}, RSS after {}, peak RSS {}, \
+             bytes/route over idle {} (>1 = Bramble slower / bigger)",
             ratio(b.time, r.time),
             ratio(b.cpu, r.cpu),
             ratio(b.rss_mib, r.rss_mib),
@@ -479,24 +503,20 @@ fn report(routes: u64, runs: usize, results: &[(DutKind, Vec<Sample>)], header: 
             ratio(b.bytes_per_route, r.bytes_per_route),
         );
     }
+    let _ = writeln!(o, "\nDetails (medians of {runs} runs):\n");
     let _ = writeln!(
         o,
-        "\nDetails (medians of {runs} runs): \
-         Established = first 50 ms poll that saw the session up, after DUT spawn.\n"
-    );
-    let _ = writeln!(
-        o,
-        "| DUT | idle RSS | spawn → Established | Established → all | feeder (gobgpd) CPU s in window |"
+        "| DUT | idle RSS | link up → Established | DUT CPU s since start | feeder (gobgpd) CPU s while sending |"
     );
     let _ = writeln!(o, "|---|---:|---:|---:|---:|");
     for (kind, s) in &sums {
         let _ = writeln!(
             o,
-            "| {} | {:.1} MiB | {:.3} s | {:.3} s | {:.2} |",
+            "| {} | {:.1} MiB | {:.3} s | {:.2} | {:.2} |",
             kind.label(),
             s.idle_mib,
-            s.established,
-            s.time - s.established,
+            s.connect,
+            s.cpu_total,
             s.feeder_cpu
         );
     }
@@ -560,9 +580,11 @@ fn run() -> BoxResult<()> {
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let header = format!(
         "## Receive benchmark: GoBGP feeds {} IPv4 /32s over eBGP\n\n\
-         Time is from DUT process spawn to the first poll (≥ 50 ms apart) that sees all routes; \
-         {} runs per DUT, fresh DUT namespace each time. CPU s = DUT utime+stime at convergence; \
-         RSS/peak = VmRSS/VmHWM 1 s after; bytes/route = (RSS after − RSS of an idle DUT) / routes.\n\n\
+         Time is from the DUT's session to the feeder reaching Established (polled every 5 ms) to \
+         the first poll (≥ 50 ms apart) that sees all routes in the DUT; {} runs per DUT, fresh \
+         DUT namespace each time. CPU s = DUT utime+stime over that window; RSS/peak = \
+         VmRSS/VmHWM 1 s after convergence; bytes/route = (RSS after − RSS of the same process \
+         idle, before its link existed) / routes.\n\n\
          bramble: {} · {} · {} · {} CPUs, loadavg at start {}\n",
         args.routes,
         args.runs,
@@ -583,13 +605,13 @@ fn run() -> BoxResult<()> {
         for (kind, samples) in results.iter_mut() {
             let s = bench.measure(*kind, run)?;
             eprintln!(
-                "run {run}/{}: {:<7} all {} routes after {:.3} s (Established at {:.3} s), \
-                 CPU {:.2} s, RSS {} KiB (idle {} KiB), peak {} KiB, feeder CPU {:.2} s",
+                "run {run}/{}: {:<7} all {} routes {:.3} s after Established ({:.3} s after \
+                 link up), CPU {:.2} s, RSS {} KiB (idle {} KiB), peak {} KiB, feeder CPU {:.2} s",
                 args.runs,
                 kind.label(),
                 args.routes,
                 s.total.as_secs_f64(),
-                s.established.as_secs_f64(),
+                s.connect.as_secs_f64(),
                 s.cpu_s,
                 s.rss_kib,
                 s.idle_rss_kib,
@@ -648,8 +670,9 @@ feeder     BGP        ---        up     18:30:01.123  Established\n\
 
     #[test]
     fn own_cpu_and_memory_are_readable() {
-        let s = proc_stats(std::process::id() as i32).unwrap();
+        let pid = std::process::id() as i32;
+        let s = mem_stats(pid).unwrap();
         assert!(s.rss_kib > 0 && s.hwm_kib >= s.rss_kib, "{s:?}");
-        assert!(s.cpu_s >= 0.0);
+        assert!(cpu_seconds(pid).unwrap() >= 0.0);
     }
 }
