@@ -405,9 +405,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-        (lo.min(x), hi.max(x))
-    })
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 /// Medians of one DUT's samples.
@@ -423,6 +424,9 @@ struct Summary {
     idle_mib: f64,
     bytes_per_route: f64,
     feeder_cpu: f64,
+    /// DUT CPU / window, feeder CPU / window (medians of per-run shares).
+    dut_busy: f64,
+    feeder_busy: f64,
 }
 
 fn summarize(samples: &[Sample], routes: u64) -> Summary {
@@ -444,6 +448,8 @@ fn summarize(samples: &[Sample], routes: u64) -> Summary {
             (s.rss_kib as f64 - s.idle_rss_kib as f64) * 1024.0 / routes.max(1) as f64
         }),
         feeder_cpu: col(&|s| s.feeder_cpu_s),
+        dut_busy: col(&|s| s.cpu_s / s.total.as_secs_f64().max(1e-9)),
+        feeder_busy: col(&|s| s.feeder_cpu_s / s.total.as_secs_f64().max(1e-9)),
     }
 }
 
@@ -506,18 +512,35 @@ fn report(routes: u64, runs: usize, results: &[(DutKind, Vec<Sample>)], header: 
     let _ = writeln!(o, "\nDetails (medians of {runs} runs):\n");
     let _ = writeln!(
         o,
-        "| DUT | idle RSS | link up → Established | DUT CPU s since start | feeder (gobgpd) CPU s while sending |"
+        "| DUT | idle RSS | link up → Established | DUT CPU s since start | DUT busy | \
+         feeder (gobgpd) CPU s in window | feeder busy |"
     );
-    let _ = writeln!(o, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|");
     for (kind, s) in &sums {
         let _ = writeln!(
             o,
-            "| {} | {:.1} MiB | {:.3} s | {:.2} | {:.2} |",
+            "| {} | {:.1} MiB | {:.3} s | {:.2} | {:.0} % | {:.2} | {:.0} % |",
             kind.label(),
             s.idle_mib,
             s.connect,
             s.cpu_total,
-            s.feeder_cpu
+            s.dut_busy * 100.0,
+            s.feeder_cpu,
+            s.feeder_busy * 100.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nBusy = CPU seconds / time to all learned (100 % = one core; /proc ticks are 10 ms)."
+    );
+    if sums
+        .iter()
+        .any(|(_, s)| s.feeder_busy > 0.5 && s.feeder_busy > 2.0 * s.dut_busy)
+    {
+        let _ = writeln!(
+            o,
+            "\n**Feeder-bound:** GoBGP was busier than the DUT, so the time column mostly \
+             measures how fast GoBGP sends; compare the DUTs by CPU s and memory."
         );
     }
     o
@@ -592,7 +615,11 @@ fn run() -> BoxResult<()> {
         tool_version("bird", "--version"),
         tool_version("gobgpd", "--version"),
         std::thread::available_parallelism().map_or(0, usize::from),
-        loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        loadavg
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
     );
 
     let dir = ScratchDir::new("recv-bench")?;
