@@ -44,9 +44,6 @@ const DUT_ADDR: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const HOLD_TIME: u16 = 90;
 /// The shortest pause between two polls of the DUT.
 const POLL: Duration = Duration::from_millis(50);
-/// Polls may take at most this share of the wall clock: the pause is stretched to
-/// `probe time × POLL_STRETCH` when a probe is slow.
-const POLL_STRETCH: u32 = 3;
 /// Pause after convergence before reading RSS, so deferred work shows.
 const SETTLE: Duration = Duration::from_secs(1);
 /// Age of the DUT, still without a link, when its idle RSS is read.
@@ -228,6 +225,8 @@ struct Sample {
     total: Duration,
     /// Link up → session Established (connect timers, not measured).
     connect: Duration,
+    /// Established → first poll that saw a route (the feeder preparing its table).
+    first_route: Duration,
     /// DUT CPU seconds from Established to convergence.
     cpu_s: f64,
     /// DUT CPU seconds since its start, read after the settle.
@@ -344,10 +343,23 @@ impl Bench {
         let feeder_cpu0 = cpu_seconds(feeder_pid)?;
 
         let timeout = Duration::from_secs(60 + self.routes / 1000);
+        // RECV_BENCH_TRACE=1 prints every poll: where the time goes, as a timing log.
+        let trace = std::env::var_os("RECV_BENCH_TRACE").is_some();
+        let mut first_route = None;
         let (total, cpu_s, feeder_cpu_s) = loop {
             let probe = Instant::now();
             let (_, count) = dut.poll()?;
             let seen = established.elapsed();
+            if count > 0 && first_route.is_none() {
+                first_route = Some(seen);
+            }
+            if trace {
+                eprintln!(
+                    "  {:>8.3} s  {count:>8} routes  (probe {:.1} ms)",
+                    seen.as_secs_f64(),
+                    probe.elapsed().as_secs_f64() * 1000.0
+                );
+            }
             if count >= self.routes {
                 let cpu = cpu_seconds(pid)? - cpu0;
                 let feeder = cpu_seconds(feeder_pid)? - feeder_cpu0;
@@ -361,7 +373,10 @@ impl Bench {
                 )
                 .into());
             }
-            std::thread::sleep(POLL.max(probe.elapsed() * POLL_STRETCH));
+            // A fixed pause: a slow probe is one queued behind the DUT's work (e.g. Bramble's
+            // speaker busy with a batch), not one that costs the DUT CPU, so stretching the
+            // pause would only blur the end time. A probe is one short client process.
+            std::thread::sleep(POLL);
         };
         std::thread::sleep(SETTLE);
         let after = mem_stats(pid)?;
@@ -380,6 +395,7 @@ impl Bench {
         Ok(Sample {
             total,
             connect,
+            first_route: first_route.unwrap_or(total),
             cpu_s,
             cpu_total_s,
             rss_kib: after.rss_kib,
@@ -417,6 +433,7 @@ struct Summary {
     time_min: f64,
     time_max: f64,
     connect: f64,
+    first_route: f64,
     cpu: f64,
     cpu_total: f64,
     rss_mib: f64,
@@ -439,6 +456,7 @@ fn summarize(samples: &[Sample], routes: u64) -> Summary {
         time_min,
         time_max,
         connect: col(&|s| s.connect.as_secs_f64()),
+        first_route: col(&|s| s.first_route.as_secs_f64()),
         cpu: col(&|s| s.cpu_s),
         cpu_total: col(&|s| s.cpu_total_s),
         rss_mib: col(&|s| mib(s.rss_kib)),
@@ -512,17 +530,18 @@ fn report(routes: u64, runs: usize, results: &[(DutKind, Vec<Sample>)], header: 
     let _ = writeln!(o, "\nDetails (medians of {runs} runs):\n");
     let _ = writeln!(
         o,
-        "| DUT | idle RSS | link up → Established | DUT CPU s since start | DUT busy | \
-         feeder (gobgpd) CPU s in window | feeder busy |"
+        "| DUT | idle RSS | link up → Established | Established → first route | \
+         DUT CPU s since start | DUT busy | feeder (gobgpd) CPU s in window | feeder busy |"
     );
-    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for (kind, s) in &sums {
         let _ = writeln!(
             o,
-            "| {} | {:.1} MiB | {:.3} s | {:.2} | {:.0} % | {:.2} | {:.0} % |",
+            "| {} | {:.1} MiB | {:.3} s | {:.3} s | {:.2} | {:.0} % | {:.2} | {:.0} % |",
             kind.label(),
             s.idle_mib,
             s.connect,
+            s.first_route,
             s.cpu_total,
             s.dut_busy * 100.0,
             s.feeder_cpu,
@@ -539,8 +558,9 @@ fn report(routes: u64, runs: usize, results: &[(DutKind, Vec<Sample>)], header: 
     {
         let _ = writeln!(
             o,
-            "\n**Feeder-bound:** GoBGP was busier than the DUT, so the time column mostly \
-             measures how fast GoBGP sends; compare the DUTs by CPU s and memory."
+            "\n**Feeder-bound:** GoBGP was busier than the DUT (and its first UPDATE came only \
+             after the 'Established → first route' delay), so the time column mostly measures \
+             how fast GoBGP sends; compare the DUTs by CPU s and memory."
         );
     }
     o
@@ -632,12 +652,14 @@ fn run() -> BoxResult<()> {
         for (kind, samples) in results.iter_mut() {
             let s = bench.measure(*kind, run)?;
             eprintln!(
-                "run {run}/{}: {:<7} all {} routes {:.3} s after Established ({:.3} s after \
-                 link up), CPU {:.2} s, RSS {} KiB (idle {} KiB), peak {} KiB, feeder CPU {:.2} s",
+                "run {run}/{}: {:<7} all {} routes {:.3} s after Established (first route at \
+                 {:.3} s; Established {:.3} s after link up), CPU {:.2} s, RSS {} KiB \
+                 (idle {} KiB), peak {} KiB, feeder CPU {:.2} s",
                 args.runs,
                 kind.label(),
                 args.routes,
                 s.total.as_secs_f64(),
+                s.first_route.as_secs_f64(),
                 s.connect.as_secs_f64(),
                 s.cpu_s,
                 s.rss_kib,
