@@ -12,8 +12,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::rib::attrs::RouteAttrs;
-use crate::rib::hash::SeededState;
 use crate::wire::{Family, Nlri};
+use foldhash::fast::RandomState as SeededState;
 
 /// What to send a peer now: withdrawals per family, and announcements grouped by attribute
 /// set (pointer identity of the `Arc`) and family.

@@ -14,7 +14,7 @@
 mod adj_out;
 mod attrs;
 pub mod decision;
-mod hash;
+
 mod loc_rib;
 mod peer;
 mod table;

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use crate::rib::attrs::RouteAttrs;
 use crate::rib::decision::{self, Candidate, MultipathConfig};
-use crate::rib::hash::SeededState;
 use crate::rib::peer::{PeerId, PeerInfo};
 use crate::wire::{Ipv4Network, Ipv6Network, Prefix};
+use foldhash::fast::RandomState as SeededState;
 
 /// One accepted path for a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +129,7 @@ pub(crate) struct Table<K> {
 impl<K: Hash + Eq + Copy> Table<K> {
     pub(crate) fn new() -> Self {
         Self {
-            map: HashMap::with_hasher(SeededState::new()),
+            map: HashMap::with_hasher(SeededState::default()),
         }
     }
 

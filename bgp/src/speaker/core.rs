@@ -1,6 +1,6 @@
 //! The speaker task: start-up, the event loop, and control requests.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use super::policy_rules::Target;
 use super::{FibSink, SpeakerError};
 
 /// Session events handled before the speaker propagates changes and flushes.
-const EVENT_BATCH: usize = 256;
+const EVENT_BATCH: usize = 32;
 /// RFC 4486 §4 Cease subcode 2: Administrative Shutdown.
 const CEASE_ADMIN_SHUTDOWN: u8 = 2;
 
@@ -65,7 +65,7 @@ impl Speaker {
             rib: Rib::new(cfg.asn, cfg.router_id),
             cfg,
             peers,
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
             fib,
             _listener: listener,
             _events: ev_tx,

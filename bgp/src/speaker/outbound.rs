@@ -1,6 +1,6 @@
 //! Loc-RIB changes out to every peer's Adj-RIB-Out, the wire, and the FIB.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -60,33 +60,27 @@ impl Speaker {
             return;
         }
         let dirty: Vec<Prefix> = self.dirty.drain().collect();
+        let any_session = self.peers.iter().any(|p| p.session.is_some());
         for prefix in dirty {
-            let best = self.rib.best(&prefix).cloned();
-            for idx in 0..self.peers.len() {
-                if self.peers[idx].session.is_some() {
-                    self.export_one(idx, prefix, best.as_ref());
+            // One Loc-RIB lookup serves the peers and the FIB.
+            let (best, hops) = match self.rib.get(&prefix) {
+                Some(e) => (e.best().cloned(), fib_next_hops(e.ecmp())),
+                None => (None, Vec::new()),
+            };
+            if any_session {
+                for idx in 0..self.peers.len() {
+                    if self.peers[idx].session.is_some() {
+                        self.export_one(idx, prefix, best.as_ref());
+                    }
                 }
             }
-            self.program_fib(prefix);
-        }
-    }
-
-    fn program_fib(&mut self, prefix: Prefix) {
-        let Some(fib) = self.fib.as_mut() else {
-            return;
-        };
-        let ecmp = self.rib.ecmp(&prefix);
-        let mut hops: Vec<IpAddr> = ecmp
-            .iter()
-            .filter(|p| p.peer != LOCAL_PEER && !p.attrs.next_hop.is_unspecified())
-            .map(|p| p.attrs.next_hop)
-            .collect();
-        hops.sort();
-        hops.dedup();
-        if hops.is_empty() {
-            fib.remove(prefix);
-        } else {
-            fib.set(prefix, hops);
+            if let Some(fib) = self.fib.as_mut() {
+                if hops.is_empty() {
+                    fib.remove(prefix);
+                } else {
+                    fib.set(prefix, hops);
+                }
+            }
         }
     }
 
@@ -168,6 +162,19 @@ impl Speaker {
     }
 }
 
+/// The kernel next hops of an ECMP set: learned paths only (our own routes are not
+/// installed), distinct.
+fn fib_next_hops(ecmp: &[Path]) -> Vec<IpAddr> {
+    let mut hops: Vec<IpAddr> = ecmp
+        .iter()
+        .filter(|p| p.peer != LOCAL_PEER && !p.attrs.next_hop.is_unspecified())
+        .map(|p| p.attrs.next_hop)
+        .collect();
+    hops.sort();
+    hops.dedup();
+    hops
+}
+
 fn encode_group(
     attrs: &RouteAttrs,
     family: Family,
@@ -193,7 +200,7 @@ fn resend_family(
     buf: &mut BytesMut,
     peer: IpAddr,
 ) {
-    let mut groups: HashMap<usize, (Arc<RouteAttrs>, Vec<Nlri>)> = HashMap::new();
+    let mut groups: HashMap<usize, (Arc<RouteAttrs>, Vec<Nlri>)> = HashMap::default();
     for (n, a) in session.adj_out.iter() {
         if Family::of(&n.prefix) == family {
             groups

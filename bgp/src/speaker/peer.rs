@@ -1,6 +1,6 @@
 //! The speaker's view of one configured neighbour.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
