@@ -34,12 +34,12 @@ pub fn alloc(store: &Arc<dyn Store>, node: &str, cfg: &IpamConfig) -> Allocator 
     Allocator::new(store.clone(), node, cfg.clone()).unwrap()
 }
 
-type Fault = Box<dyn Fn(&str, Option<Revision>, Option<&[u8]>) -> bool + Send + Sync>;
+pub type Fault = Box<dyn Fn(&str, Option<Revision>, Option<&[u8]>) -> bool + Send + Sync>;
 
 /// A store that fails the writes a predicate picks, as if the process died right there.
 pub struct FaultyStore {
     pub inner: Arc<dyn Store>,
-    fault: Mutex<Option<Fault>>,
+    pub fault: Mutex<Option<Fault>>,
     pub conflicts: AtomicU64,
     pub yield_before_write: bool,
 }
