@@ -9,14 +9,20 @@ use common::{cfg, ip, memory, net, FaultyStore};
 use ipam::{AffinityRecord, AffinityState, Allocator, BlockIssueKind, IpamError, Request, Store};
 
 fn affinity(store: &Arc<dyn Store>, key: &str) -> Option<AffinityState> {
-    store
-        .get(key)
-        .unwrap()
-        .map(|(raw, _)| serde_json::from_slice::<AffinityRecord>(&raw).unwrap().state)
+    store.get(key).unwrap().map(|(raw, _)| {
+        serde_json::from_slice::<AffinityRecord>(&raw)
+            .unwrap()
+            .state
+    })
 }
 
 fn block_kinds(a: &Allocator) -> Vec<BlockIssueKind> {
-    a.check(None).unwrap().block_issues.into_iter().map(|i| i.kind).collect()
+    a.check(None)
+        .unwrap()
+        .block_issues
+        .into_iter()
+        .map(|i| i.kind)
+        .collect()
 }
 
 #[test]
@@ -27,15 +33,27 @@ fn crash_after_pending_affinity_is_resolved_on_next_claim() {
     faulty.fail_when(|key, expected, _| key.starts_with("blocks/") && expected.is_none());
     let c = cfg(&[("10.0.0.0/24", 26)]);
     let crashed = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
-    assert!(matches!(crashed.allocate(&Request::new("h1")), Err(IpamError::Store(_))));
-    assert_eq!(affinity(&inner, "affinity/n1/10.0.0.0/26"), Some(AffinityState::Pending));
+    assert!(matches!(
+        crashed.allocate(&Request::new("h1")),
+        Err(IpamError::Store(_))
+    ));
+    assert_eq!(
+        affinity(&inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Pending)
+    );
     assert!(inner.get("blocks/10.0.0.0/26").unwrap().is_none());
 
     let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
-    assert_eq!(block_kinds(&restarted), vec![BlockIssueKind::PendingWithoutBlock]);
+    assert_eq!(
+        block_kinds(&restarted),
+        vec![BlockIssueKind::PendingWithoutBlock]
+    );
     let got = restarted.allocate(&Request::new("h1")).unwrap();
     assert_eq!(got.ip, ip("10.0.0.0"));
-    assert_eq!(affinity(&inner, "affinity/n1/10.0.0.0/26"), Some(AffinityState::Confirmed));
+    assert_eq!(
+        affinity(&inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Confirmed)
+    );
     assert!(restarted.check(None).unwrap().is_clean());
 }
 
@@ -45,23 +63,36 @@ fn crash_after_block_creation_confirms_the_block() {
     let faulty = Arc::new(FaultyStore::new(inner.clone()));
     // Die right before step 3 (confirming the affinity).
     faulty.fail_when(|key, _, new| {
-        key.starts_with("affinity/") && new.is_some_and(|v| String::from_utf8_lossy(v).contains("confirmed"))
+        key.starts_with("affinity/")
+            && new.is_some_and(|v| String::from_utf8_lossy(v).contains("confirmed"))
     });
     let c = cfg(&[("10.0.0.0/24", 26)]);
     let crashed = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
     assert!(crashed.allocate(&Request::new("h1")).is_err());
-    assert_eq!(affinity(&inner, "affinity/n1/10.0.0.0/26"), Some(AffinityState::Pending));
+    assert_eq!(
+        affinity(&inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Pending)
+    );
     let restarted = Allocator::new(inner.clone(), "n1", c.clone()).unwrap();
-    assert_eq!(block_kinds(&restarted), vec![BlockIssueKind::PendingNotConfirmed]);
+    assert_eq!(
+        block_kinds(&restarted),
+        vec![BlockIssueKind::PendingNotConfirmed]
+    );
 
     // Another node can neither take the block nor trip over the leftover.
     let other = Allocator::new(inner.clone(), "n2", c).unwrap();
-    assert_eq!(other.allocate(&Request::new("x")).unwrap().block, net("10.0.0.64/26"));
+    assert_eq!(
+        other.allocate(&Request::new("x")).unwrap().block,
+        net("10.0.0.64/26")
+    );
 
     // The next allocation on n1 finds the block its own and confirms it.
     let got = restarted.allocate(&Request::new("h1")).unwrap();
     assert_eq!((got.block, got.borrowed), (net("10.0.0.0/26"), false));
-    assert_eq!(affinity(&inner, "affinity/n1/10.0.0.0/26"), Some(AffinityState::Confirmed));
+    assert_eq!(
+        affinity(&inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Confirmed)
+    );
     assert!(restarted.check(None).unwrap().is_clean());
 }
 
@@ -71,7 +102,10 @@ fn check_release_resolves_pending_affinity_without_allocating() {
     let faulty = Arc::new(FaultyStore::new(inner.clone()));
     faulty.fail_when(|key, expected, _| key.starts_with("blocks/") && expected.is_none());
     let c = cfg(&[("10.0.0.0/24", 26)]);
-    assert!(Allocator::new(faulty, "n1", c.clone()).unwrap().allocate(&Request::new("h")).is_err());
+    assert!(Allocator::new(faulty, "n1", c.clone())
+        .unwrap()
+        .allocate(&Request::new("h"))
+        .is_err());
     let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
     let report = restarted.check_release(None).unwrap();
     assert_eq!(report.block_issues.len(), 1);
@@ -113,9 +147,15 @@ fn crash_between_block_and_handle_release() {
     let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
     assert_eq!(restarted.check(None).unwrap().dangling_handles.len(), 1);
     // The address is already free; the retried release finishes the job.
-    assert_eq!(restarted.release_handle("h").unwrap(), Vec::<std::net::IpAddr>::new());
+    assert_eq!(
+        restarted.release_handle("h").unwrap(),
+        Vec::<std::net::IpAddr>::new()
+    );
     assert!(restarted.check(None).unwrap().is_clean());
-    assert_eq!(restarted.allocate(&Request::new("next")).unwrap().ip, got.ip);
+    assert_eq!(
+        restarted.allocate(&Request::new("next")).unwrap().ip,
+        got.ip
+    );
 }
 
 #[test]
@@ -131,13 +171,24 @@ fn crash_during_block_release_leaves_affinity_that_is_dropped() {
     a.release_handle("h4").unwrap();
     a.release_empty_blocks(UNIX_EPOCH).unwrap();
     faulty.fail_when(|key, _, new| key.starts_with("affinity/") && new.is_none());
-    assert!(a.release_empty_blocks(UNIX_EPOCH + Duration::from_secs(60)).is_err());
+    assert!(a
+        .release_empty_blocks(UNIX_EPOCH + Duration::from_secs(60))
+        .is_err());
     let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
     assert_eq!(
-        restarted.check(None).unwrap().block_issues.into_iter().map(|i| i.kind).collect::<Vec<_>>(),
+        restarted
+            .check(None)
+            .unwrap()
+            .block_issues
+            .into_iter()
+            .map(|i| i.kind)
+            .collect::<Vec<_>>(),
         vec![BlockIssueKind::AffinityWithoutBlock]
     );
     restarted.check_release(None).unwrap();
     assert!(restarted.check(None).unwrap().is_clean());
-    assert_eq!(restarted.owned_blocks("n1").unwrap(), vec![net("10.0.0.0/30")]);
+    assert_eq!(
+        restarted.owned_blocks("n1").unwrap(),
+        vec![net("10.0.0.0/30")]
+    );
 }

@@ -39,7 +39,12 @@ fn sled_reopen_finds_every_acknowledged_allocation() {
     let a = Allocator::new(store, "n1", c).unwrap();
     for i in 0..40 {
         let h = format!("h{i}");
-        let got: Vec<IpAddr> = a.handle_allocations(&h).unwrap().into_iter().map(|x| x.ip).collect();
+        let got: Vec<IpAddr> = a
+            .handle_allocations(&h)
+            .unwrap()
+            .into_iter()
+            .map(|x| x.ip)
+            .collect();
         assert_eq!(got, acked.get(&h).cloned().unwrap_or_default(), "{h}");
     }
     assert!(a.check(None).unwrap().is_clean());
@@ -67,7 +72,13 @@ fn crash_child() {
 fn sigkill_during_allocation_storm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("IPAM_CRASH_DIR", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -101,7 +112,12 @@ fn sigkill_during_allocation_storm() {
     for ack in &acked {
         let (h, ip) = ack.split_once(' ').unwrap();
         let ip: IpAddr = ip.parse().unwrap();
-        let got: Vec<IpAddr> = a.handle_allocations(h).unwrap().into_iter().map(|x| x.ip).collect();
+        let got: Vec<IpAddr> = a
+            .handle_allocations(h)
+            .unwrap()
+            .into_iter()
+            .map(|x| x.ip)
+            .collect();
         assert_eq!(got, vec![ip], "acknowledged {h} {ip} lost after SIGKILL");
         assert!(seen.insert(ip));
     }
@@ -124,7 +140,10 @@ fn concurrent_storm(store: Arc<dyn Store>, per_thread: usize) -> HashSet<IpAddr>
                 for i in 0..per_thread {
                     let h = format!("t{t}-{i}");
                     let fam = if i % 3 == 0 { Family::V6 } else { Family::V4 };
-                    held.push((h.clone(), a.allocate(&Request::new(&h).family(fam)).unwrap().ip));
+                    held.push((
+                        h.clone(),
+                        a.allocate(&Request::new(&h).family(fam)).unwrap().ip,
+                    ));
                     if i % 4 == 3 {
                         let (h, ip) = held.remove(0);
                         assert_eq!(a.release_handle(&h).unwrap(), vec![ip]);
@@ -159,7 +178,10 @@ fn concurrent_allocators_on_memory_store_get_unique_addresses() {
     concurrent_storm(faulty.clone(), 60);
     let conflicts = faulty.conflicts.load(Ordering::Relaxed);
     eprintln!("CAS conflicts: {conflicts}");
-    assert!(conflicts > 0, "the storm never contended; the test proves nothing");
+    assert!(
+        conflicts > 0,
+        "the storm never contended; the test proves nothing"
+    );
 }
 
 #[test]
@@ -171,5 +193,8 @@ fn concurrent_allocators_on_sled_store_get_unique_addresses() {
         ..FaultyStore::new(sled)
     });
     concurrent_storm(faulty.clone(), 25);
-    eprintln!("CAS conflicts: {}", faulty.conflicts.load(Ordering::Relaxed));
+    eprintln!(
+        "CAS conflicts: {}",
+        faulty.conflicts.load(Ordering::Relaxed)
+    );
 }

@@ -17,11 +17,31 @@ const POOL_SIZE: usize = 16; // per family: 4 blocks of 4
 
 #[derive(Debug, Clone)]
 enum Op {
-    Alloc { node: usize, handle: u8, v6: bool },
-    AllocIp { node: usize, handle: u8, v6: bool, offset: u8 },
-    ReleaseHandle { node: usize, handle: u8 },
-    ReleaseIp { node: usize, v6: bool, offset: u8, stale: bool },
-    Sweep { node: usize, advance: u64 },
+    Alloc {
+        node: usize,
+        handle: u8,
+        v6: bool,
+    },
+    AllocIp {
+        node: usize,
+        handle: u8,
+        v6: bool,
+        offset: u8,
+    },
+    ReleaseHandle {
+        node: usize,
+        handle: u8,
+    },
+    ReleaseIp {
+        node: usize,
+        v6: bool,
+        offset: u8,
+        stale: bool,
+    },
+    Sweep {
+        node: usize,
+        advance: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,9 +72,10 @@ fn family(v6: bool) -> Family {
 }
 
 /// Model: (handle, family) → (address, sequence number).
-type Model = BTreeMap<(String, Family), (IpAddr, u64)>;
+type Model = BTreeMap<Key, (IpAddr, u64)>;
+type Key = (String, Family);
 
-fn holder(model: &Model, ip: IpAddr) -> Option<(&(String, Family), &(IpAddr, u64))> {
+fn holder(model: &Model, ip: IpAddr) -> Option<(&Key, &(IpAddr, u64))> {
     model.iter().find(|(_, (a, _))| *a == ip)
 }
 
@@ -83,7 +104,10 @@ fn check_invariants(store: &dyn Store, a: &Allocator, model: &Model) {
             from_handles.insert((id.clone(), Family::of_ip(entry.ip)), (entry.ip, entry.seq));
         }
     }
-    assert_eq!(&from_handles, model, "handle records disagree with the model");
+    assert_eq!(
+        &from_handles, model,
+        "handle records disagree with the model"
+    );
     // Counts add up per block and per pool.
     for pool in a.show().unwrap() {
         let fam = Family::of_net(pool.pool);
@@ -114,16 +138,25 @@ fn run(ops: Vec<Op>) {
                 let got = nodes[node].allocate(&Request::new(&h).family(family(v6)));
                 let used = model.keys().filter(|(_, f)| *f == family(v6)).count();
                 match (model.get(&key), got) {
-                    (Some(&(ip, seq)), Ok(a)) => assert_eq!((a.ip, a.seq), (ip, seq), "not idempotent"),
+                    (Some(&(ip, seq)), Ok(a)) => {
+                        assert_eq!((a.ip, a.seq), (ip, seq), "not idempotent")
+                    }
                     (None, Ok(a)) => {
                         assert!(holder(&model, a.ip).is_none(), "{} handed out twice", a.ip);
                         model.insert(key, (a.ip, a.seq));
                     }
-                    (None, Err(IpamError::PoolExhausted { .. })) => assert_eq!(used, POOL_SIZE, "exhausted too early"),
+                    (None, Err(IpamError::PoolExhausted { .. })) => {
+                        assert_eq!(used, POOL_SIZE, "exhausted too early")
+                    }
                     (_, Err(e)) => panic!("unexpected {e}"),
                 }
             }
-            Op::AllocIp { node, handle, v6, offset } => {
+            Op::AllocIp {
+                node,
+                handle,
+                v6,
+                offset,
+            } => {
                 let h = format!("h{handle}");
                 let want = pool_ip(v6, offset);
                 let key = (h.clone(), family(v6));
@@ -131,12 +164,16 @@ fn run(ops: Vec<Op>) {
                 match (model.get(&key), holder(&model, want), got) {
                     (Some(&(ip, _)), _, Ok(a)) => assert_eq!((ip, a.ip), (want, want)),
                     (Some(_), _, Err(IpamError::HandleHasAddress { .. })) => {}
-                    (None, Some((k, _)), Err(IpamError::AddressInUse { handle, .. })) => assert_eq!(handle, k.0),
+                    (None, Some((k, _)), Err(IpamError::AddressInUse { handle, .. })) => {
+                        assert_eq!(handle, k.0)
+                    }
                     (None, None, Ok(a)) => {
                         assert_eq!(a.ip, want);
                         model.insert(key, (a.ip, a.seq));
                     }
-                    (m, h, r) => panic!("AllocIp {want} for {key:?}: model {m:?} holder {h:?} got {r:?}"),
+                    (m, h, r) => {
+                        panic!("AllocIp {want} for {key:?}: model {m:?} holder {h:?} got {r:?}")
+                    }
                 }
             }
             Op::ReleaseHandle { node, handle } => {
@@ -150,10 +187,17 @@ fn run(ops: Vec<Op>) {
                 got.sort();
                 assert_eq!(got, want);
             }
-            Op::ReleaseIp { node, v6, offset, stale } => {
+            Op::ReleaseIp {
+                node,
+                v6,
+                offset,
+                stale,
+            } => {
                 let ip = pool_ip(v6, offset);
                 let held = holder(&model, ip).map(|(k, v)| (k.clone(), *v));
-                let seq = held.as_ref().map(|(_, (_, s))| if stale { s + 1 } else { *s });
+                let seq = held
+                    .as_ref()
+                    .map(|(_, (_, s))| if stale { s + 1 } else { *s });
                 let got = nodes[node].release_ip(ip, seq);
                 match (held, got) {
                     (None, Ok(None)) => {}
@@ -167,9 +211,14 @@ fn run(ops: Vec<Op>) {
             }
             Op::Sweep { node, advance } => {
                 now += advance;
-                let released = nodes[node].release_empty_blocks(UNIX_EPOCH + Duration::from_secs(now)).unwrap();
+                let released = nodes[node]
+                    .release_empty_blocks(UNIX_EPOCH + Duration::from_secs(now))
+                    .unwrap();
                 for cidr in released {
-                    assert!(model.values().all(|(ip, _)| !cidr.contains(*ip)), "released non-empty {cidr}");
+                    assert!(
+                        model.values().all(|(ip, _)| !cidr.contains(*ip)),
+                        "released non-empty {cidr}"
+                    );
                 }
             }
         }

@@ -20,7 +20,10 @@ pub fn ip(s: &str) -> IpAddr {
 /// Pools `cidr` with `block` prefix; defaults otherwise.
 pub fn cfg(pools: &[(&str, u8)]) -> IpamConfig {
     IpamConfig {
-        pools: pools.iter().map(|(c, b)| Pool::new(net(c)).with_block_size(*b)).collect(),
+        pools: pools
+            .iter()
+            .map(|(c, b)| Pool::new(net(c)).with_block_size(*b))
+            .collect(),
         release_grace: Duration::from_secs(10),
         ..IpamConfig::default()
     }
@@ -54,7 +57,10 @@ impl FaultyStore {
         }
     }
 
-    pub fn fail_when(&self, f: impl Fn(&str, Option<Revision>, Option<&[u8]>) -> bool + Send + Sync + 'static) {
+    pub fn fail_when(
+        &self,
+        f: impl Fn(&str, Option<Revision>, Option<&[u8]>) -> bool + Send + Sync + 'static,
+    ) {
         *self.fault.lock().unwrap() = Some(Box::new(f));
     }
 }
@@ -64,7 +70,12 @@ impl Store for FaultyStore {
         self.inner.get(key)
     }
 
-    fn compare_and_swap(&self, key: &str, expected: Option<Revision>, new: Option<Vec<u8>>) -> Result<Revision, StoreError> {
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+        new: Option<Vec<u8>>,
+    ) -> Result<Revision, StoreError> {
         if let Some(f) = self.fault.lock().unwrap().as_ref() {
             if f(key, expected, new.as_deref()) {
                 return Err(StoreError::Backend(format!("injected crash writing {key}")));
