@@ -1,0 +1,65 @@
+//! The key-value store the allocator runs on.
+//!
+//! The allocator only ever reads with [`Store::get`] / [`Store::list`] and writes with
+//! [`Store::compare_and_swap`] on the revision it read, so any store with per-key revisions
+//! (sled here, etcd's `mod_revision` later) gives the same guarantees.
+
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+/// A key's revision. Revisions are unique across the whole store and grow monotonically, so a
+/// key that was deleted and re-created never gets back an old revision (no ABA).
+pub type Revision = u64;
+
+/// One key with its value and revision, as returned by [`Store::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Full key.
+    pub key: String,
+    /// Stored bytes.
+    pub value: Vec<u8>,
+    /// Revision of the last write to this key.
+    pub revision: Revision,
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key's revision was not the expected one (or it existed / did not exist).
+    #[error("compare-and-swap conflict on {key}")]
+    Conflict {
+        /// The contended key.
+        key: String,
+    },
+    /// The backend failed (I/O, corruption, …).
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+/// A key-value store with per-key revisions and compare-and-swap.
+pub trait Store: Send + Sync {
+    /// The value and revision of `key`, if it exists.
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Revision)>, StoreError>;
+
+    /// Writes `new` (or deletes the key when `new` is `None`) only if the key's current revision
+    /// is `expected` (`None` = the key must not exist). Returns the revision of the write.
+    /// A mismatch is [`StoreError::Conflict`] and changes nothing.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+        new: Option<Vec<u8>>,
+    ) -> Result<Revision, StoreError>;
+
+    /// Every key starting with `prefix`, in key order.
+    fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError>;
+
+    /// Makes every write done so far durable. The allocator calls it before acknowledging an
+    /// allocation or release. In-memory stores do nothing.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

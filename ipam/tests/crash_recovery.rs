@@ -1,0 +1,194 @@
+//! Interrupted operations (a write that never happens, as if the process died there) leave
+//! nothing half-owned: the next claim, allocation or check resolves them.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{cfg, ip, memory, net, FaultyStore};
+use ipam::{AffinityRecord, AffinityState, Allocator, BlockIssueKind, IpamError, Request, Store};
+
+fn affinity(store: &Arc<dyn Store>, key: &str) -> Option<AffinityState> {
+    store.get(key).unwrap().map(|(raw, _)| {
+        serde_json::from_slice::<AffinityRecord>(&raw)
+            .unwrap()
+            .state
+    })
+}
+
+fn block_kinds(a: &Allocator) -> Vec<BlockIssueKind> {
+    a.check(None)
+        .unwrap()
+        .block_issues
+        .into_iter()
+        .map(|i| i.kind)
+        .collect()
+}
+
+#[test]
+fn crash_after_pending_affinity_is_resolved_on_next_claim() {
+    let inner = memory();
+    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    // Die right before step 2 (block creation).
+    faulty.fail_when(|key, expected, _| key.starts_with("blocks/") && expected.is_none());
+    let c = cfg(&[("10.0.0.0/24", 26)]);
+    let crashed = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
+    assert!(matches!(
+        crashed.allocate(&Request::new("h1")),
+        Err(IpamError::Store(_))
+    ));
+    assert_eq!(
+        affinity(&inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Pending)
+    );
+    assert!(inner.get("blocks/10.0.0.0/26").unwrap().is_none());
+
+    let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
+    assert_eq!(
+        block_kinds(&restarted),
+        vec![BlockIssueKind::PendingWithoutBlock]
+    );
+    let got = restarted.allocate(&Request::new("h1")).unwrap();
+    assert_eq!(got.ip, ip("10.0.0.0"));
+    assert_eq!(
+        affinity(&inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Confirmed)
+    );
+    assert!(restarted.check(None).unwrap().is_clean());
+}
+
+#[test]
+fn crash_after_block_creation_confirms_the_block() {
+    let inner = memory();
+    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    // Die right before step 3 (confirming the affinity).
+    faulty.fail_when(|key, _, new| {
+        key.starts_with("affinity/")
+            && new.is_some_and(|v| String::from_utf8_lossy(v).contains("confirmed"))
+    });
+    let c = cfg(&[("10.0.0.0/24", 26)]);
+    let crashed = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
+    assert!(crashed.allocate(&Request::new("h1")).is_err());
+    assert_eq!(
+        affinity(&inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Pending)
+    );
+    let restarted = Allocator::new(inner.clone(), "n1", c.clone()).unwrap();
+    assert_eq!(
+        block_kinds(&restarted),
+        vec![BlockIssueKind::PendingNotConfirmed]
+    );
+
+    // Another node can neither take the block nor trip over the leftover.
+    let other = Allocator::new(inner.clone(), "n2", c).unwrap();
+    assert_eq!(
+        other.allocate(&Request::new("x")).unwrap().block,
+        net("10.0.0.64/26")
+    );
+
+    // The next allocation on n1 finds the block its own and confirms it.
+    let got = restarted.allocate(&Request::new("h1")).unwrap();
+    assert_eq!((got.block, got.borrowed), (net("10.0.0.0/26"), false));
+    assert_eq!(
+        affinity(&inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Confirmed)
+    );
+    assert!(restarted.check(None).unwrap().is_clean());
+}
+
+#[test]
+fn check_release_resolves_pending_affinity_without_allocating() {
+    let inner = memory();
+    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    faulty.fail_when(|key, expected, _| key.starts_with("blocks/") && expected.is_none());
+    let c = cfg(&[("10.0.0.0/24", 26)]);
+    assert!(Allocator::new(faulty, "n1", c.clone())
+        .unwrap()
+        .allocate(&Request::new("h"))
+        .is_err());
+    let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
+    let report = restarted.check_release(None).unwrap();
+    assert_eq!(report.block_issues.len(), 1);
+    assert!(restarted.check(None).unwrap().is_clean());
+    assert!(inner.list("affinity/").unwrap().is_empty());
+}
+
+#[test]
+fn crash_between_handle_and_block_write() {
+    let inner = memory();
+    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    let c = cfg(&[("10.0.0.0/24", 26)]);
+    let a = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
+    a.allocate(&Request::new("first")).unwrap();
+    // Die when updating the (existing) block with the second allocation.
+    faulty.fail_when(|key, expected, _| key.starts_with("blocks/") && expected.is_some());
+    assert!(a.allocate(&Request::new("h2")).is_err());
+    let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
+    let report = restarted.check(None).unwrap();
+    assert_eq!(report.dangling_handles.len(), 1);
+    assert!(report.leaked.is_empty());
+    // The handle's entry is not taken for a live allocation.
+    assert!(restarted.handle_allocations("h2").unwrap().is_empty());
+    // Retrying the allocation (what CNI does) overwrites it.
+    let got = restarted.allocate(&Request::new("h2")).unwrap();
+    assert_eq!(got.ip, ip("10.0.0.1"));
+    assert!(restarted.check(None).unwrap().is_clean());
+}
+
+#[test]
+fn crash_between_block_and_handle_release() {
+    let inner = memory();
+    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    let c = cfg(&[("10.0.0.0/24", 26)]);
+    let a = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
+    let got = a.allocate(&Request::new("h")).unwrap();
+    faulty.fail_when(|key, _, new| key.starts_with("handles/") && new.is_none());
+    assert!(a.release_handle("h").is_err());
+    let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
+    assert_eq!(restarted.check(None).unwrap().dangling_handles.len(), 1);
+    // The address is already free; the retried release finishes the job.
+    assert_eq!(
+        restarted.release_handle("h").unwrap(),
+        Vec::<std::net::IpAddr>::new()
+    );
+    assert!(restarted.check(None).unwrap().is_clean());
+    assert_eq!(
+        restarted.allocate(&Request::new("next")).unwrap().ip,
+        got.ip
+    );
+}
+
+#[test]
+fn crash_during_block_release_leaves_affinity_that_is_dropped() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let inner = memory();
+    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    let c = cfg(&[("10.0.0.0/29", 30)]);
+    let a = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
+    for i in 0..5 {
+        a.allocate(&Request::new(format!("h{i}"))).unwrap();
+    }
+    a.release_handle("h4").unwrap();
+    a.release_empty_blocks(UNIX_EPOCH).unwrap();
+    faulty.fail_when(|key, _, new| key.starts_with("affinity/") && new.is_none());
+    assert!(a
+        .release_empty_blocks(UNIX_EPOCH + Duration::from_secs(60))
+        .is_err());
+    let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
+    assert_eq!(
+        restarted
+            .check(None)
+            .unwrap()
+            .block_issues
+            .into_iter()
+            .map(|i| i.kind)
+            .collect::<Vec<_>>(),
+        vec![BlockIssueKind::AffinityWithoutBlock]
+    );
+    restarted.check_release(None).unwrap();
+    assert!(restarted.check(None).unwrap().is_clean());
+    assert_eq!(
+        restarted.owned_blocks("n1").unwrap(),
+        vec![net("10.0.0.0/30")]
+    );
+}
