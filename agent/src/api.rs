@@ -1,6 +1,7 @@
 //! The control API: newline-delimited JSON over a Unix socket. One [`Request`] per line from
 //! the client, one [`Response`] per line back. Server and CLI share these types.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use bgp::speaker::{Announce, PeerStatus, RouteEntry, TableKind};
@@ -26,6 +27,48 @@ pub enum Request {
     Announce { routes: Vec<Announce> },
     /// Stop originating these prefixes.
     Withdraw { prefixes: Vec<Prefix> },
+    /// Allocate one address for `handle` (idempotent per handle and family).
+    IpamAllocate {
+        handle: String,
+        pool: Option<Prefix>,
+        ip: Option<IpAddr>,
+        /// 4 or 6; None = from `pool` or `ip`, else 4.
+        family: Option<u8>,
+        /// Free-form attributes kept with the allocation (container id, namespace, ifname).
+        attrs: BTreeMap<String, String>,
+    },
+    /// Release by handle or by address (exactly one given); idempotent.
+    IpamRelease {
+        handle: Option<String>,
+        ip: Option<IpAddr>,
+    },
+    /// The addresses a handle holds (CNI CHECK).
+    IpamGet { handle: String },
+    /// Per-pool and per-block usage.
+    IpamShow,
+    /// Consistency check; `live_handles` = the handles that must be kept (CNI GC), `release`
+    /// = free what is stale.
+    IpamCheck {
+        live_handles: Option<Vec<String>>,
+        release: bool,
+    },
+    /// Whether the agent can allocate now (CNI STATUS).
+    IpamStatus,
+}
+
+/// One allocated address, as the control API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpamAddress {
+    pub handle: String,
+    pub ip: IpAddr,
+    /// 32 or 128: Bramble gives each container a host route.
+    pub prefix_len: u8,
+    pub pool: Option<Prefix>,
+    pub block: Prefix,
+    /// The address came from another node's block.
+    pub borrowed: bool,
+    /// Allocation sequence number (a release may quote it).
+    pub seq: u64,
 }
 
 /// What the agent answers.
@@ -45,6 +88,20 @@ pub enum Response {
     /// The request failed; a one-line reason.
     Error {
         message: String,
+    },
+    /// IpamAllocate / IpamGet.
+    Allocated {
+        addresses: Vec<IpamAddress>,
+    },
+    /// IpamShow: `ipam::PoolUsage` values.
+    IpamUsage {
+        pools: serde_json::Value,
+    },
+    /// IpamCheck: an `ipam::CheckReport`, and how many stale entries were released.
+    IpamCheck {
+        report: serde_json::Value,
+        clean: bool,
+        released: usize,
     },
 }
 

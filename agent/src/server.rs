@@ -241,6 +241,14 @@ pub async fn answer(services: &Services, req: Request) -> Response {
         }),
         Request::Announce { routes } => speaker.announce(routes).await.map(done),
         Request::Withdraw { prefixes } => speaker.withdraw(prefixes).await.map(done),
+        Request::IpamAllocate { .. }
+        | Request::IpamRelease { .. }
+        | Request::IpamGet { .. }
+        | Request::IpamShow
+        | Request::IpamCheck { .. }
+        | Request::IpamStatus => Ok(Response::Error {
+            message: "IPAM is not wired into the agent yet".into(),
+        }),
     };
     result.unwrap_or_else(|gone| Response::Error {
         message: gone.to_string(),
