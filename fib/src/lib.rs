@@ -68,6 +68,7 @@
 //! - **Stop.** Dropping the last [`FibHandle`] (or [`FibHandle::shutdown`]) stops the
 //!   task and leaves the routes in the kernel, for the next start to adopt.
 
+mod batch;
 mod netlink;
 mod programmer;
 mod route;
@@ -78,6 +79,6 @@ pub use netlink::NetlinkTable;
 pub use programmer::{FibConfig, FibError, FibHandle, FibStatus, Programmer};
 pub use route::{NextHop, Route, RouteKind};
 pub use table::{
-    MemoryOps, MemoryTable, RouteError, RouteEvent, RouteTable, TableError, EEXIST, EHOSTUNREACH,
-    ENETUNREACH, ESRCH,
+    MemoryOps, MemoryTable, RouteError, RouteEvent, RouteTable, RouteWrite, TableError,
+    WriteResult, EEXIST, EHOSTUNREACH, ENETUNREACH, ESRCH,
 };
