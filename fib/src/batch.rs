@@ -95,6 +95,16 @@ impl BatchSocket {
         })
     }
 
+    /// The socket's netlink port id: route notifications caused by our own batches
+    /// carry it as their `nlmsg_pid`.
+    pub(crate) fn port_id(&self) -> u32 {
+        let mut addr = SocketAddr::new(0, 0);
+        match self.lock().socket.get_address(&mut addr) {
+            Ok(()) => addr.port_number(),
+            Err(_) => 0,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -228,6 +238,58 @@ fn for_each_answer(mut data: &[u8], mut f: impl FnMut(u32, i32)) {
         // NLMSG_ALIGN: messages start on 4-byte boundaries.
         let next = (len + 3) & !3;
         data = data.get(next..).unwrap_or_default();
+    }
+}
+
+/// `RTM_DELROUTE`.
+const RTM_DELROUTE: u16 = 25;
+/// Offset of `rtm_protocol` in a route message (after the 16-byte `nlmsghdr`).
+const RTM_PROTOCOL_OFFSET: u32 = 16 + 5;
+
+/// Attaches a classic BPF filter to the route-notification socket `fd` so that the
+/// kernel queues only what the programmer acts on: `RTM_DELROUTE` of protocol `protocol`
+/// not caused by our own batch socket (`nlmsg_pid != own_port`). Without it every route
+/// we add or delete comes back as a notification to read and parse: 100,000 of them for
+/// 100,000 writes.
+pub(crate) fn attach_deleted_filter(fd: i32, protocol: u8, own_port: u32) -> io::Result<()> {
+    // BPF_ABS loads read network byte order; netlink headers are host order.
+    let del = u32::from(u16::from_be_bytes(RTM_DELROUTE.to_ne_bytes()));
+    let pid = u32::from_be_bytes(own_port.to_ne_bytes());
+    let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    const LD_H_ABS: u16 = 0x28;
+    const LD_B_ABS: u16 = 0x30;
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    let mut program = [
+        op(LD_H_ABS, 0, 0, 4),                   // 0: nlmsg_type
+        op(JEQ_K, 0, 5, del),                    // 1: not RTM_DELROUTE -> 7
+        op(LD_B_ABS, 0, 0, RTM_PROTOCOL_OFFSET), // 2: rtm_protocol
+        op(JEQ_K, 0, 3, u32::from(protocol)),    // 3: not ours -> 7
+        op(LD_W_ABS, 0, 0, 12),                  // 4: nlmsg_pid
+        op(JEQ_K, 1, 0, pid),                    // 5: our own delete -> 7
+        op(RET_K, 0, 0, u32::MAX),               // 6: keep
+        op(RET_K, 0, 0, 0),                      // 7: drop
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: a valid socket fd; `prog` points at `program`, which outlives the call
+    // (the kernel copies the program).
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            std::ptr::addr_of!(prog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

@@ -8,6 +8,7 @@
 //! `RTNLGRP_IPV6_ROUTE` multicast groups.
 
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -25,7 +26,7 @@ use netlink_sys::{AsyncSocket, SocketAddr};
 use rtnetlink::{Handle, IpVersion};
 use tokio::task::JoinHandle;
 
-use crate::batch::BatchSocket;
+use crate::batch::{attach_deleted_filter, BatchSocket};
 use crate::route::{NextHop, Route, RouteKind};
 use crate::table::{
     RouteError, RouteEvent, RouteTable, RouteWrite, TableError, WriteResult, EHOSTUNREACH,
@@ -334,6 +335,12 @@ impl RouteTable for NetlinkTable {
         socket.bind(&SocketAddr::new(0, ROUTE_GROUPS))?;
         if let Err(e) = socket.set_rx_buf_sz(MONITOR_RCVBUF) {
             tracing::debug!(error = %e, "cannot enlarge the route monitor's receive buffer");
+        }
+        // Only deletions of our routes by others reach us (the parse below still checks).
+        if let Err(e) =
+            attach_deleted_filter(socket.as_raw_fd(), self.protocol, self.batch.port_id())
+        {
+            tracing::debug!(error = %e, "cannot filter route notifications; reading them all");
         }
         let guard = AbortOnDrop(tokio::spawn(conn));
         let (table, protocol) = (self.table, self.protocol);
