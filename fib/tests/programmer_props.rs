@@ -16,7 +16,7 @@ const PROTO: u8 = 196;
 const DSTS: usize = 8;
 
 fn dst(i: usize) -> IpNetwork {
-    if i % 2 == 0 {
+    if i & 1 == 0 {
         IpNetwork::new(IpAddr::V4(Ipv4Addr::new(10, 0, i as u8, 0)), 24).unwrap()
     } else {
         let a = Ipv6Addr::new(0x2001, 0xdb8, i as u16, 0, 0, 0, 0, 0);
@@ -56,7 +56,7 @@ fn route(i: usize, shape: Shape) -> Route {
                 .filter(|g| mask & (1 << g) != 0)
                 .map(|g| NextHop::via(gateway(d.is_ipv6(), g)))
                 .collect();
-            if mask % 2 == 1 {
+            if mask & 1 == 1 {
                 hops.reverse();
             }
             Route::unicast(d, hops)
