@@ -1,12 +1,15 @@
 //! `NetlinkTable`: the `RouteTable` over rtnetlink.
 //!
-//! Requests are sent on one netlink connection and may be in flight concurrently: each
-//! call clones the connection handle and awaits only its own ACK, so a caller that polls
-//! many calls at once (the programmer uses `buffer_unordered`) gets them pipelined, many
-//! requests per socket read/write. Route notifications come in on a second connection
-//! bound to the `RTNLGRP_IPV4_ROUTE` and `RTNLGRP_IPV6_ROUTE` multicast groups.
+//! The programmer's writes go through [`RouteTable::write_batch`]: encoded many to a
+//! buffer and sent with one `send` each on a dedicated socket (see `batch.rs`), one ACK
+//! per request matched back by sequence number. Single requests (`add`, `delete`, the
+//! `RTM_GETROUTE` of recursive resolution) and dumps use an rtnetlink connection. Route
+//! notifications come in on a third socket bound to the `RTNLGRP_IPV4_ROUTE` and
+//! `RTNLGRP_IPV6_ROUTE` multicast groups.
 
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use ipnetwork::IpNetwork;
@@ -23,8 +26,12 @@ use netlink_sys::{AsyncSocket, SocketAddr};
 use rtnetlink::{Handle, IpVersion};
 use tokio::task::JoinHandle;
 
+use crate::batch::{attach_deleted_filter, BatchSocket};
 use crate::route::{NextHop, Route, RouteKind};
-use crate::table::{RouteError, RouteEvent, RouteTable, TableError, EHOSTUNREACH, ENETUNREACH};
+use crate::table::{
+    RouteError, RouteEvent, RouteTable, RouteWrite, TableError, WriteResult, EHOSTUNREACH,
+    ENETUNREACH,
+};
 
 /// `RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE`: the legacy bind mask of the route groups
 /// (`1 << (RTNLGRP_IPV4_ROUTE - 1)` = 0x40, `1 << (RTNLGRP_IPV6_ROUTE - 1)` = 0x400).
@@ -52,6 +59,7 @@ pub struct NetlinkTable {
     table: u32,
     protocol: u8,
     handle: Handle,
+    batch: Arc<BatchSocket>,
     _conn: AbortOnDrop,
 }
 
@@ -59,11 +67,13 @@ impl NetlinkTable {
     /// Opens a netlink connection for `table` and `protocol`.
     pub fn new(table: u32, protocol: u8) -> Result<Self, TableError> {
         let (conn, handle, _unsolicited) = rtnetlink::new_connection()?;
+        let batch = Arc::new(BatchSocket::new()?);
         let task = tokio::spawn(conn);
         Ok(Self {
             table,
             protocol,
             handle,
+            batch,
             _conn: AbortOnDrop(task),
         })
     }
@@ -191,14 +201,71 @@ impl NetlinkTable {
         Err(RouteError::from_errno(ENETUNREACH))
     }
 
+    /// The request (and its flags, without `NLM_F_ACK`) that carries out `write`.
+    fn request(&self, write: &RouteWrite) -> (RouteNetlinkMessage, u16) {
+        match write {
+            RouteWrite::Add { route, replace } => {
+                let mode = if *replace { NLM_F_REPLACE } else { NLM_F_EXCL };
+                (
+                    RouteNetlinkMessage::NewRoute(self.new_route_message(route)),
+                    NLM_F_REQUEST | NLM_F_CREATE | mode,
+                )
+            }
+            RouteWrite::Delete(route) => {
+                // Protocol, table and type in the request: the kernel only deletes a
+                // route that matches them (fib_table_delete / ip6_route_del), never a
+                // foreign one.
+                let kind = match route.kind {
+                    RouteKind::Blackhole => RouteType::BlackHole,
+                    RouteKind::Unicast(_) => RouteType::Unicast,
+                };
+                (
+                    RouteNetlinkMessage::DelRoute(self.header(&route.dst, kind)),
+                    NLM_F_REQUEST,
+                )
+            }
+        }
+    }
+
     async fn add_once(&self, route: &Route, replace: bool) -> Result<(), RouteError> {
-        let msg = self.new_route_message(route);
-        let mode = if replace { NLM_F_REPLACE } else { NLM_F_EXCL };
-        self.send(
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | mode,
-        )
-        .await
+        let (msg, flags) = self.request(&RouteWrite::Add {
+            route: route.clone(),
+            replace,
+        });
+        self.send(msg, flags | NLM_F_ACK).await
+    }
+
+    /// After `err` for `route`: if it says the gateway is not on-link, resolves the
+    /// next hops through the kernel's routes to them and installs the result, once.
+    async fn add_resolved(
+        &self,
+        route: &Route,
+        replace: bool,
+        err: RouteError,
+    ) -> Result<Route, RouteError> {
+        let RouteKind::Unicast(hops) = &route.kind else {
+            return Err(err);
+        };
+        if !matches!(err.errno, Some(ENETUNREACH) | Some(EHOSTUNREACH))
+            || hops.iter().all(|h| h.ifindex.is_some())
+        {
+            return Err(err);
+        }
+        let mut resolved = Vec::with_capacity(hops.len());
+        for hop in hops {
+            if hop.ifindex.is_some() {
+                resolved.push(*hop);
+            } else {
+                match self.resolve(hop.gateway).await {
+                    Ok(nh) if nh.ifindex.is_some() => resolved.push(nh),
+                    _ => return Err(err),
+                }
+            }
+        }
+        let resolved = Route::unicast(route.dst, resolved);
+        tracing::debug!(route = %route, resolved = %resolved, "recursive next hop resolved");
+        self.add_once(&resolved, replace).await?;
+        Ok(resolved)
     }
 
     /// Turns a dumped or notified message into one of our routes, or `None` when it is
@@ -227,51 +294,39 @@ impl RouteTable for NetlinkTable {
     }
 
     async fn add(&self, route: &Route, replace: bool) -> Result<Route, RouteError> {
-        let first = self.add_once(route, replace).await;
-        let err = match first {
-            Ok(()) => return Ok(route.clone()),
-            Err(err) => err,
-        };
-        // A gateway that is not on-link: resolve it recursively through the kernel's
-        // own routes and install the resolved next hop(s), once.
-        let RouteKind::Unicast(hops) = &route.kind else {
-            return Err(err);
-        };
-        if !matches!(err.errno, Some(ENETUNREACH) | Some(EHOSTUNREACH))
-            || hops.iter().all(|h| h.ifindex.is_some())
-        {
-            return Err(err);
+        match self.add_once(route, replace).await {
+            Ok(()) => Ok(route.clone()),
+            Err(err) => self.add_resolved(route, replace, err).await,
         }
-        let mut resolved = Vec::with_capacity(hops.len());
-        for hop in hops {
-            if hop.ifindex.is_some() {
-                resolved.push(*hop);
-            } else {
-                match self.resolve(hop.gateway).await {
-                    Ok(nh) if nh.ifindex.is_some() => resolved.push(nh),
-                    _ => return Err(err),
-                }
-            }
-        }
-        let resolved = Route::unicast(route.dst, resolved);
-        tracing::debug!(route = %route, resolved = %resolved, "recursive next hop resolved");
-        self.add_once(&resolved, replace).await?;
-        Ok(resolved)
     }
 
     async fn delete(&self, route: &Route) -> Result<(), RouteError> {
-        // Protocol, table and type in the request: the kernel only deletes a route that
-        // matches them (fib_table_delete / ip6_route_del), never a foreign one.
-        let kind = match route.kind {
-            RouteKind::Blackhole => RouteType::BlackHole,
-            RouteKind::Unicast(_) => RouteType::Unicast,
-        };
-        let msg = self.header(&route.dst, kind);
-        self.send(
-            RouteNetlinkMessage::DelRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK,
-        )
-        .await
+        let (msg, flags) = self.request(&RouteWrite::Delete(route.clone()));
+        self.send(msg, flags | NLM_F_ACK).await
+    }
+
+    async fn write_batch(&self, writes: &[RouteWrite]) -> Vec<WriteResult> {
+        let requests: Vec<_> = writes.iter().map(|w| self.request(w)).collect();
+        let batch = Arc::clone(&self.batch);
+        // The socket calls block (briefly: the kernel answers while we send); keep them
+        // off the async threads.
+        let answers = tokio::task::spawn_blocking(move || batch.execute(requests))
+            .await
+            .unwrap_or_else(|e| {
+                let err = RouteError::other(format!("netlink batch task failed: {e}"));
+                vec![Err(err); writes.len()]
+            });
+        let mut out = Vec::with_capacity(writes.len());
+        for (write, answer) in writes.iter().zip(answers) {
+            out.push(match (write, answer) {
+                (RouteWrite::Add { route, .. }, Ok(())) => Ok(Some(route.clone())),
+                (RouteWrite::Add { route, replace }, Err(err)) => {
+                    self.add_resolved(route, *replace, err).await.map(Some)
+                }
+                (RouteWrite::Delete(_), answer) => answer.map(|()| None),
+            });
+        }
+        out
     }
 
     fn subscribe(&self) -> Result<BoxStream<'static, RouteEvent>, TableError> {
@@ -280,6 +335,12 @@ impl RouteTable for NetlinkTable {
         socket.bind(&SocketAddr::new(0, ROUTE_GROUPS))?;
         if let Err(e) = socket.set_rx_buf_sz(MONITOR_RCVBUF) {
             tracing::debug!(error = %e, "cannot enlarge the route monitor's receive buffer");
+        }
+        // Only deletions of our routes by others reach us (the parse below still checks).
+        if let Err(e) =
+            attach_deleted_filter(socket.as_raw_fd(), self.protocol, self.batch.port_id())
+        {
+            tracing::debug!(error = %e, "cannot filter route notifications; reading them all");
         }
         let guard = AbortOnDrop(tokio::spawn(conn));
         let (table, protocol) = (self.table, self.protocol);

@@ -12,11 +12,9 @@ use tokio::time::Instant;
 
 use crate::netlink::NetlinkTable;
 use crate::route::Route;
-use crate::state::{later, Core, Op};
-use crate::table::{RouteEvent, RouteTable, TableError};
+use crate::state::{later, Core};
+use crate::table::{RouteError, RouteEvent, RouteTable, TableError};
 
-/// Requests in flight on the netlink socket at once.
-const PIPELINE_DEPTH: usize = 256;
 /// Shortest full-resync interval (a zero interval would dump in a loop).
 const MIN_RESYNC: Duration = Duration::from_secs(1);
 /// Delay before subscribing again to route notifications after the stream ended.
@@ -332,7 +330,7 @@ impl<T: RouteTable> Programmer<T> {
         }
     }
 
-    /// Writes everything that is due, `PIPELINE_DEPTH` requests in flight at a time.
+    /// Writes everything that is due, as one batch (see [`RouteTable::write_batch`]).
     async fn apply(&mut self) {
         let ops = self.core.plan(Instant::now());
         if ops.is_empty() {
@@ -340,18 +338,16 @@ impl<T: RouteTable> Programmer<T> {
         }
         let started = std::time::Instant::now();
         let count = ops.len();
-        let table = &self.table;
-        let core = &mut self.core;
-        let mut results = futures::stream::iter(ops.into_iter().map(|op| async move {
-            let result = match &op {
-                Op::Add { route, replace } => table.add(route, *replace).await.map(Some),
-                Op::Delete(route) => table.delete(route).await.map(|()| None),
-            };
-            (op, result)
-        }))
-        .buffer_unordered(PIPELINE_DEPTH);
-        while let Some((op, result)) = results.next().await {
-            core.complete(op, result, Instant::now());
+        let results = self.table.write_batch(&ops).await;
+        let now = Instant::now();
+        // One answer per write; a table that answers fewer leaves the rest failed (and
+        // retried), never silently dropped.
+        let mut results = results.into_iter();
+        for op in ops {
+            let result = results
+                .next()
+                .unwrap_or_else(|| Err(RouteError::other("no answer from the route table")));
+            self.core.complete(op, result, now);
         }
         tracing::debug!(writes = count, elapsed = ?started.elapsed(), "FIB writes applied");
     }

@@ -23,21 +23,7 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
 }
 
 /// One write to the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// Install `route`; `replace` when we already own a route to its destination.
-    Add { route: Route, replace: bool },
-    /// Delete our route (as the kernel holds it).
-    Delete(Route),
-}
-
-impl Op {
-    fn dst(&self) -> IpNetwork {
-        match self {
-            Op::Add { route, .. } | Op::Delete(route) => route.dst,
-        }
-    }
-}
+pub(crate) use crate::table::RouteWrite as Op;
 
 #[derive(Debug, Clone)]
 struct Failure {
@@ -128,7 +114,11 @@ impl Core {
         }
         for (dst, have) in &seen {
             if self.desired.contains_key(dst) {
-                if !self.fulfilled(dst, have) {
+                if self.fulfilled(dst, have) {
+                    // Right in the kernel, whatever an earlier write answered (e.g. an
+                    // ACK lost in a batch): nothing has failed any more.
+                    self.failed.remove(dst);
+                } else {
                     self.installed_for.remove(dst);
                     self.dirty.insert(*dst);
                 }

@@ -79,6 +79,36 @@ pub enum RouteEvent {
     Deleted(Route),
 }
 
+/// One write to the table, as the programmer plans it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteWrite {
+    /// Install `route`; `replace` when we already own a route to its destination
+    /// (see [`RouteTable::add`]).
+    Add {
+        /// The route as wanted.
+        route: Route,
+        /// Replace our route (`true`) or create exclusively (`false`).
+        replace: bool,
+    },
+    /// Delete our route (as the kernel holds it).
+    Delete(Route),
+}
+
+impl RouteWrite {
+    /// The destination written.
+    pub fn dst(&self) -> IpNetwork {
+        match self {
+            RouteWrite::Add { route, .. } | RouteWrite::Delete(route) => route.dst,
+        }
+    }
+}
+
+/// The answer to one [`RouteWrite`]: for an add, the route as the kernel holds it.
+pub type WriteResult = Result<Option<Route>, RouteError>;
+
+/// Requests in flight at once in the default [`RouteTable::write_batch`].
+const PIPELINE_DEPTH: usize = 256;
+
 /// A kernel routing table restricted to one protocol number: what the programmer reads
 /// and writes. Every method only ever sees or touches routes of that protocol, except
 /// that `add(.., replace = false)` is refused with `EEXIST` when any route (of any
@@ -99,6 +129,21 @@ pub trait RouteTable: Send + Sync + 'static {
 
     /// Deletes our route to `route.dst` (never one of another protocol).
     fn delete(&self, route: &Route) -> impl Future<Output = Result<(), RouteError>> + Send;
+
+    /// Applies many writes and returns one answer per write, in the same order. Writes
+    /// go to distinct destinations, so their order among themselves does not matter.
+    /// The default calls [`RouteTable::add`] / [`RouteTable::delete`], up to 256 at
+    /// once; `NetlinkTable` sends them in large netlink batches instead.
+    fn write_batch(&self, writes: &[RouteWrite]) -> impl Future<Output = Vec<WriteResult>> + Send {
+        futures::stream::iter(writes.iter().map(move |w| async move {
+            match w {
+                RouteWrite::Add { route, replace } => self.add(route, *replace).await.map(Some),
+                RouteWrite::Delete(route) => self.delete(route).await.map(|()| None),
+            }
+        }))
+        .buffered(PIPELINE_DEPTH)
+        .collect()
+    }
 
     /// A stream of events about our routes. When it ends the programmer subscribes again
     /// and runs a full resync, since events may have been lost.

@@ -102,6 +102,13 @@ pub struct BgpSection {
     pub listen: Option<String>,
     /// Default hold time.
     pub hold_time: u16,
+    /// Graceful restart (RFC 4724); absent = the agent's default (on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graceful_restart: Option<bool>,
+    /// Restart time in seconds (also how long the FIB keeps our routes after a
+    /// restart); absent = the agent's default (120).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_time: Option<u16>,
     /// Peers.
     pub peers: Vec<BramblePeer>,
 }
@@ -155,6 +162,8 @@ impl BrambleConfig {
             bgp: BgpSection {
                 listen: Some("0.0.0.0:179".into()),
                 hold_time: 9,
+                graceful_restart: None,
+                restart_time: None,
                 peers: Vec::new(),
             },
             fib: Some(FibSection { enabled: false }),
