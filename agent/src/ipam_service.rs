@@ -361,10 +361,9 @@ pub fn allocatable(usage: &[PoolUsage], node: &str, cfg: &IpamConfig) -> u128 {
             .filter(|b| b.owner.as_deref() == Some(node))
             .count()
     };
-    let may_claim = |v4: bool| {
-        cfg.max_blocks_per_node.map_or(true, |max| {
-            owned(v4) < usize::try_from(max).unwrap_or(usize::MAX)
-        })
+    let may_claim = |v4: bool| match cfg.max_blocks_per_node {
+        None => true,
+        Some(max) => owned(v4) < usize::try_from(max).unwrap_or(usize::MAX),
     };
     let mut total: u128 = 0;
     for u in usage.iter().filter(|u| !u.disabled) {
