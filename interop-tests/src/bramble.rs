@@ -102,6 +102,7 @@ pub struct BgpSection {
     pub listen: Option<String>,
     /// Default hold time.
     pub hold_time: u16,
+<<<<<<< HEAD
     /// Graceful restart (RFC 4724); absent = the agent's default (on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graceful_restart: Option<bool>,
@@ -109,6 +110,11 @@ pub struct BgpSection {
     /// restart); absent = the agent's default (120).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_time: Option<u16>,
+=======
+    /// `host-routes` or `aggregate`; absent = the agent's default (host-routes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+>>>>>>> ipam2
     /// Peers.
     pub peers: Vec<BramblePeer>,
 }
@@ -127,6 +133,29 @@ pub struct IpamSection {
     pub store: String,
     /// Store directory.
     pub path: PathBuf,
+    /// `[[ipam.pools]]`; none = IPAM off.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<IpamPool>,
+}
+
+/// One `[[ipam.pools]]` entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct IpamPool {
+    /// The pool, e.g. `10.244.0.0/16`.
+    pub cidr: String,
+    /// Block prefix length; absent = the agent's default (/26, /122).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u8>,
+}
+
+impl IpamPool {
+    /// A pool with blocks of `block_size`.
+    pub fn new(cidr: &str, block_size: u8) -> Self {
+        Self {
+            cidr: cidr.to_string(),
+            block_size: Some(block_size),
+        }
+    }
 }
 
 /// A whole Bramble config.
@@ -162,16 +191,30 @@ impl BrambleConfig {
             bgp: BgpSection {
                 listen: Some("0.0.0.0:179".into()),
                 hold_time: 9,
+<<<<<<< HEAD
                 graceful_restart: None,
                 restart_time: None,
+=======
+                advertise: None,
+>>>>>>> ipam2
                 peers: Vec::new(),
             },
             fib: Some(FibSection { enabled: false }),
             ipam: Some(IpamSection {
                 store: "sled".into(),
                 path: dir.join("ipam"),
+                pools: Vec::new(),
             }),
         }
+    }
+
+    /// Turns IPAM on with `pools`, originating as `advertise` (`host-routes` / `aggregate`).
+    pub fn with_ipam(mut self, pools: Vec<IpamPool>, advertise: &str) -> Self {
+        self.bgp.advertise = Some(advertise.to_string());
+        if let Some(ipam) = self.ipam.as_mut() {
+            ipam.pools = pools;
+        }
+        self
     }
 
     /// The TOML text.
@@ -331,6 +374,29 @@ impl Bramble {
         let file = self.prefix_file(prefixes)?;
         self.client(&["routes", "withdraw", "--file", &file])
             .map(drop)
+    }
+
+    /// `bramble ipam allocate --handle HANDLE -o json`: the allocated address.
+    pub fn ipam_allocate(&self, handle: &str) -> Result<IpAddr> {
+        let got = self.client_json(&["ipam", "allocate", "--handle", handle, "-o", "json"])?;
+        got[0]["ip"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::parse("bramble ipam allocate", got.to_string()))
+    }
+
+    /// `bramble ipam release --handle HANDLE`.
+    pub fn ipam_release(&self, handle: &str) -> Result<()> {
+        self.client(&["ipam", "release", "--handle", handle])
+            .map(drop)
+    }
+
+    /// `bramble ipam show -o json`: one object per pool (`blocks` inside).
+    pub fn ipam_show(&self) -> Result<Vec<Value>> {
+        match self.client_json(&["ipam", "show", "-o", "json"])? {
+            Value::Array(pools) => Ok(pools),
+            other => Err(Error::parse("bramble ipam show", other.to_string())),
+        }
     }
 
     fn prefix_file<P: ToString>(&self, prefixes: &[P]) -> Result<String> {
