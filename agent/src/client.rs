@@ -9,7 +9,9 @@ use std::time::Duration;
 use bgp::speaker::{Announce, PeerStatus, RouteEntry, TableKind};
 use bgp::wire::Prefix;
 
-use crate::api::{Request, Response};
+use std::collections::BTreeMap;
+
+use crate::api::{IpamAddress, Request, Response};
 
 /// How long to wait for the agent to answer one request.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,6 +118,112 @@ impl Client {
     /// `bramble routes withdraw`; returns how many prefixes the agent withdrew.
     pub fn withdraw(&mut self, prefixes: Vec<Prefix>) -> Result<usize, ClientError> {
         match self.request(&Request::Withdraw { prefixes })? {
+            Response::Done { count } => Ok(count),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// The answer to [`Client::ipam_check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct IpamCheckOutcome {
+    /// An `ipam::CheckReport` as JSON.
+    pub report: serde_json::Value,
+    /// Nothing stale, leaked or inconsistent was found.
+    pub clean: bool,
+    /// How many stale entries were released (0 unless `release`).
+    pub released: usize,
+}
+
+impl Client {
+    /// `bramble ipam allocate`: one address for `handle` (the same one again if the handle
+    /// already holds one of the family).
+    pub fn ipam_allocate(
+        &mut self,
+        handle: &str,
+        pool: Option<Prefix>,
+        ip: Option<IpAddr>,
+        family: Option<u8>,
+        attrs: BTreeMap<String, String>,
+    ) -> Result<Vec<IpamAddress>, ClientError> {
+        let req = Request::IpamAllocate {
+            handle: handle.to_string(),
+            pool,
+            ip,
+            family,
+            attrs,
+        };
+        match self.request(&req)? {
+            Response::Allocated { addresses } => Ok(addresses),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `bramble ipam release`: by handle or by address (give exactly one); returns how many
+    /// addresses were freed (0 when there was nothing to free).
+    pub fn ipam_release(
+        &mut self,
+        handle: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<usize, ClientError> {
+        let req = Request::IpamRelease {
+            handle: handle.map(str::to_string),
+            ip,
+        };
+        match self.request(&req)? {
+            Response::Done { count } => Ok(count),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The addresses `handle` holds (empty when none).
+    pub fn ipam_get(&mut self, handle: &str) -> Result<Vec<IpamAddress>, ClientError> {
+        let req = Request::IpamGet {
+            handle: handle.to_string(),
+        };
+        match self.request(&req)? {
+            Response::Allocated { addresses } => Ok(addresses),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `bramble ipam show`: `ipam::PoolUsage` values as JSON.
+    pub fn ipam_show(&mut self) -> Result<serde_json::Value, ClientError> {
+        match self.request(&Request::IpamShow)? {
+            Response::IpamUsage { pools } => Ok(pools),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `bramble ipam check`: `live` = the handles to keep (anything else is stale), `release`
+    /// = free what is stale.
+    pub fn ipam_check(
+        &mut self,
+        live: Option<Vec<String>>,
+        release: bool,
+    ) -> Result<IpamCheckOutcome, ClientError> {
+        let req = Request::IpamCheck {
+            live_handles: live,
+            release,
+        };
+        match self.request(&req)? {
+            Response::IpamCheck {
+                report,
+                clean,
+                released,
+            } => Ok(IpamCheckOutcome {
+                report,
+                clean,
+                released,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Whether the agent can allocate now: `Ok(free addresses)`, or
+    /// [`ClientError::Agent`] saying why not.
+    pub fn ipam_status(&mut self) -> Result<usize, ClientError> {
+        match self.request(&Request::IpamStatus)? {
             Response::Done { count } => Ok(count),
             other => Err(unexpected(&other)),
         }

@@ -7,12 +7,18 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use std::sync::Arc;
+
+use bgp::policy::{Filter, PrefixRule};
 use bgp::speaker::{FibSink, PeerSettings, SpeakerConfig};
+use bgp::wire::Prefix;
 use config::{Config, Peer};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
 use crate::fib_sink::{fib_config, ProgrammerSink};
+use crate::ipam_service::{open_allocator, IpamService};
+use crate::local_fib::LocalFib;
 use crate::server::{ControlSocket, Services};
 
 /// Exit status for a configuration that does not load.
@@ -87,6 +93,8 @@ async fn run_bound(
     for note in unsupported_settings(cfg) {
         warn!("{note}");
     }
+    // Before anything else starts: a store that does not open stops the agent here.
+    let allocator = open_allocator(cfg).await?;
     let fib = if cfg.fib.enabled {
         let fib = fib::Programmer::spawn(fib_config(cfg)).map_err(|e| {
             error!(error = %e, "cannot start the FIB programmer");
@@ -101,7 +109,8 @@ async fn run_bound(
         info!("FIB programming is off ([fib] enabled = false)");
         None
     };
-    let sink = fib
+    let local_fib = fib.clone().map(LocalFib::new);
+    let sink = local_fib
         .clone()
         .map(|f| Box::new(ProgrammerSink::new(f)) as Box<dyn FibSink>);
     let speaker = match bgp::speaker::spawn(speaker_config(cfg), sink).await {
@@ -123,9 +132,25 @@ async fn run_bound(
         "agent started"
     );
 
+    let ipam = match allocator {
+        Some(allocator) => {
+            let service =
+                IpamService::new(allocator, cfg.bgp.advertise, speaker.clone(), local_fib);
+            // Allocations survive restarts: originate what this node already holds.
+            service.sync().await;
+            info!(
+                pools = cfg.ipam.pools.len(),
+                advertise = ?cfg.bgp.advertise,
+                "IPAM started"
+            );
+            Some(Arc::new(service))
+        }
+        None => None,
+    };
     let services = Services {
         speaker: speaker.clone(),
         fib: fib.clone(),
+        ipam,
     };
     socket.serve(services, shutdown).await;
 
@@ -150,11 +175,25 @@ pub fn speaker_config(cfg: &Config) -> SpeakerConfig {
         hold_time: cfg.bgp.hold_time,
         graceful_restart: cfg.bgp.graceful_restart,
         restart_time: cfg.bgp.restart_time,
-        peers: cfg.peers().iter().map(peer_settings).collect(),
+        peers: cfg
+            .peers()
+            .iter()
+            .map(|p| peer_settings(p, &cfg.ipam.pools))
+            .collect(),
     }
 }
 
-fn peer_settings(p: &Peer) -> PeerSettings {
+/// A peer's session settings. Export default: a peer without an `export` list exports, when
+/// `[[ipam.pools]]` are configured, only prefixes inside the pools (`POOL le 32` / `POOL le
+/// 128`): the node's container routes and nothing it merely learned elsewhere. Without pools
+/// the absent list keeps its BGP meaning (RFC 8212: nothing to eBGP, everything to iBGP).
+fn peer_settings(p: &Peer, pools: &[config::Pool]) -> PeerSettings {
+    let export = match (&p.export.rules, pools.is_empty()) {
+        (None, false) => Filter {
+            rules: Some(pools.iter().map(|pool| pool_rule(pool.cidr)).collect()),
+        },
+        _ => p.export.clone(),
+    };
     PeerSettings {
         address: p.address,
         asn: p.asn,
@@ -164,9 +203,18 @@ fn peer_settings(p: &Peer) -> PeerSettings {
         hold_time: p.hold_time,
         families: p.families.clone(),
         import: p.import.clone(),
-        export: p.export.clone(),
+        export,
         connect_retry: p.connect_retry,
         next_hop_v6: p.next_hop_v6,
+    }
+}
+
+/// `POOL le 32` (IPv4) or `POOL le 128` (IPv6): the pool and everything inside it.
+fn pool_rule(pool: Prefix) -> PrefixRule {
+    PrefixRule {
+        prefix: pool,
+        ge: pool.prefix(),
+        le: if pool.is_ipv4() { 32 } else { 128 },
     }
 }
 
@@ -261,5 +309,49 @@ password = "x"
             unsupported_settings(&cfg),
             vec!["peer 127.0.0.2: password not applied yet (the speaker does not take them)"]
         );
+    }
+
+    #[test]
+    fn with_pools_an_absent_export_list_exports_only_the_pools() {
+        let host = config::HostFacts::default();
+        let cfg = config::parse_with_host(
+            r#"
+[node]
+name = "n"
+router_id = "192.0.2.1"
+asn = 64512
+[[bgp.peers]]
+address = "192.0.2.2"
+asn = 65001
+[[bgp.peers]]
+address = "192.0.2.3"
+asn = 65001
+export = ["192.0.2.0/24"]
+[[ipam.pools]]
+cidr = "10.244.0.0/16"
+[[ipam.pools]]
+cidr = "fd00:244::/48"
+"#,
+            "t.toml",
+            &host,
+        )
+        .unwrap();
+        let s = speaker_config(&cfg);
+        let rules: Vec<String> = s.peers[0]
+            .export
+            .rules
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(rules, ["10.244.0.0/16 le 32", "fd00:244::/48 le 128"]);
+        let f = &s.peers[0].export;
+        assert!(f.permits(&"10.244.3.4/32".parse().unwrap(), true));
+        assert!(f.permits(&"10.244.0.0/26".parse().unwrap(), true));
+        assert!(!f.permits(&"10.0.0.0/8".parse().unwrap(), true));
+        assert!(!f.permits(&"192.0.2.0/24".parse().unwrap(), false));
+        // An explicit list is kept as written.
+        assert_eq!(s.peers[1].export, cfg.peers()[1].export);
     }
 }

@@ -7,17 +7,20 @@ use std::time::Duration;
 
 use bgp::speaker::{FibSink, RouteEntry};
 use bgp::wire::Prefix;
-use fib::{FibConfig, FibHandle, FibStatus, NextHop, Route, RouteKind};
+use fib::{FibConfig, FibStatus, NextHop, Route, RouteKind};
+
+use crate::local_fib::LocalFib;
 
 /// Interval of the programmer's full resync against the kernel.
 const RESYNC: Duration = Duration::from_secs(90);
 
-/// Hands the speaker's Loc-RIB changes to the FIB programmer. Never blocks: the handle
-/// only records the wish and wakes the programmer's task.
-pub struct ProgrammerSink(FibHandle);
+/// Hands the speaker's Loc-RIB changes to the FIB programmer, through [`LocalFib`] so the
+/// agent's own routes (IPAM blackholes) win. Never blocks: the handle only records the wish
+/// and wakes the programmer's task.
+pub struct ProgrammerSink(LocalFib);
 
 impl ProgrammerSink {
-    pub fn new(fib: FibHandle) -> Self {
+    pub fn new(fib: LocalFib) -> Self {
         Self(fib)
     }
 }
@@ -27,15 +30,15 @@ impl FibSink for ProgrammerSink {
         if next_hops.is_empty() {
             // The kernel refuses a unicast route without next hops (EINVAL); no next hop
             // means no route.
-            self.0.remove(prefix);
+            self.0.speaker_remove(prefix);
             return;
         }
         let hops = next_hops.into_iter().map(NextHop::via).collect();
-        self.0.set(Route::unicast(prefix, hops));
+        self.0.speaker_set(Route::unicast(prefix, hops));
     }
 
     fn remove(&mut self, prefix: Prefix) {
-        self.0.remove(prefix);
+        self.0.speaker_remove(prefix);
     }
 }
 
@@ -221,7 +224,7 @@ mod tests {
             ..FibConfig::default()
         };
         let fib = fib::Programmer::spawn_with(table.clone(), &cfg);
-        let mut sink = ProgrammerSink::new(fib.clone());
+        let mut sink = ProgrammerSink::new(LocalFib::new(fib.clone()));
         sink.set(pfx("10.1.0.0/24"), vec![ip("10.0.0.1"), ip("10.0.0.5")]);
         sink.set(pfx("10.2.0.0/24"), vec![ip("10.0.0.1")]);
         sink.set(pfx("2001:db8:1::/48"), vec![ip("2001:db8::1")]);

@@ -1,10 +1,13 @@
 //! `bramble`: the agent daemon and its command-line client.
 
+mod advertiser;
 mod api;
 mod cli;
 mod client;
 mod daemon;
 mod fib_sink;
+mod ipam_service;
+mod local_fib;
 mod prefix_file;
 mod server;
 mod table;

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bgp::speaker::{SpeakerHandle, TableKind};
@@ -19,13 +20,16 @@ use tracing::{debug, info, warn};
 
 use crate::api::{Request, Response, MAX_REQUEST_LEN};
 use crate::fib_sink::fib_routes;
+use crate::ipam_service::IpamService;
 
-/// What the control server answers from: the speaker, and the FIB programmer when
-/// `[fib] enabled` (the speaker does not serve the FIB table).
+/// What the control server answers from: the speaker, the FIB programmer when
+/// `[fib] enabled` (the speaker does not serve the FIB table), and IPAM when
+/// `[[ipam.pools]]` are configured.
 #[derive(Clone)]
 pub struct Services {
     pub speaker: SpeakerHandle,
     pub fib: Option<FibHandle>,
+    pub ipam: Option<Arc<IpamService>>,
 }
 
 /// Why the control socket could not be set up.
@@ -223,7 +227,7 @@ async fn write_response(
     w.flush().await
 }
 
-/// Runs one request against the speaker, or the FIB programmer for the FIB table.
+/// Runs one request against the speaker, the FIB programmer for the FIB table, or IPAM.
 pub async fn answer(services: &Services, req: Request) -> Response {
     let speaker = &services.speaker;
     let result = match req {
@@ -246,9 +250,12 @@ pub async fn answer(services: &Services, req: Request) -> Response {
         | Request::IpamGet { .. }
         | Request::IpamShow
         | Request::IpamCheck { .. }
-        | Request::IpamStatus => Ok(Response::Error {
-            message: "IPAM is not wired into the agent yet".into(),
-        }),
+        | Request::IpamStatus => match &services.ipam {
+            Some(ipam) => Ok(ipam.answer(req).await),
+            None => Ok(Response::Error {
+                message: "IPAM is off: no [[ipam.pools]] configured".into(),
+            }),
+        },
     };
     result.unwrap_or_else(|gone| Response::Error {
         message: gone.to_string(),

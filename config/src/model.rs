@@ -119,6 +119,9 @@ pub struct Peer {
     pub families: Vec<Family>,
     /// Absent list = `Filter { rules: None }` (deny for eBGP, RFC 8212).
     pub import: Filter,
+    /// As written in the file. The agent applies a default when the list is absent and
+    /// `[[ipam.pools]]` are configured: only prefixes inside a pool (`POOL le 32` /
+    /// `POOL le 128`) are exported.
     pub export: Filter,
     /// Source address of the TCP connection (extra). None = the kernel chooses.
     pub local_address: Option<IpAddr>,
@@ -168,6 +171,12 @@ pub struct Ipam {
     pub etcd_endpoints: Vec<String>,
     /// Default false.
     pub strict_affinity: bool,
+    /// Most blocks this node may own per address family; None (default) = unlimited.
+    pub max_blocks_per_node: Option<u32>,
+    /// Networks never handed out (gateways, service addresses); masked CIDRs. Default none.
+    pub reservations: Vec<Prefix>,
+    /// When non-empty, the agent allocates from these, and a peer without an `export` list
+    /// exports only prefixes inside them (see [`Peer::export`]).
     pub pools: Vec<Pool>,
 }
 

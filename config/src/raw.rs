@@ -91,6 +91,8 @@ pub struct RawIpam {
     pub path: Option<S<String>>,
     pub etcd_endpoints: Option<Vec<S<String>>>,
     pub strict_affinity: Option<bool>,
+    pub max_blocks_per_node: Option<S<i64>>,
+    pub reservations: Option<Vec<S<String>>>,
     #[serde(default)]
     pub pools: Vec<RawPool>,
 }

@@ -492,6 +492,12 @@ fn ipam(c: &mut Checker<'_>, raw: &RawIpam) -> Option<Ipam> {
         None if store == Some(StoreKind::Etcd) => vec![DEFAULT_ETCD_ENDPOINT.to_string()],
         None => Vec::new(),
     };
+    let max_blocks_per_node = optional(
+        raw.max_blocks_per_node
+            .as_ref()
+            .map(|v| c.int::<u32>(v, "ipam.max_blocks_per_node", 1, i64::from(u32::MAX))),
+    );
+    let reservations = reservations(c, raw.reservations.as_deref().unwrap_or_default());
     let mut pools: Vec<(Pool, usize)> = Vec::new();
     let mut all_ok = true;
     for p in &raw.pools {
@@ -505,8 +511,45 @@ fn ipam(c: &mut Checker<'_>, raw: &RawIpam) -> Option<Ipam> {
         path: path?,
         etcd_endpoints,
         strict_affinity: raw.strict_affinity.unwrap_or(false),
+        max_blocks_per_node: max_blocks_per_node?,
+        reservations: reservations?,
         pools: all_ok.then(|| pools.into_iter().map(|(p, _)| p).collect())?,
     })
+}
+
+/// `ipam.reservations`: masked CIDRs (a bare address is taken as a host prefix).
+fn reservations(c: &mut Checker<'_>, raw: &[S<String>]) -> Option<Vec<Prefix>> {
+    let mut out = Vec::new();
+    let mut all_ok = true;
+    for r in raw {
+        let text = r.get_ref();
+        let parsed = if text.contains('/') {
+            text.parse::<Prefix>().ok()
+        } else {
+            text.parse::<IpAddr>().ok().map(Prefix::from)
+        };
+        match parsed {
+            None => {
+                c.err(
+                    r.span(),
+                    format!("ipam.reservations: {text:?} is not a CIDR prefix or address"),
+                );
+                all_ok = false;
+            }
+            Some(p) if masked(p) != p => {
+                c.err(
+                    r.span(),
+                    format!(
+                        "ipam.reservations: {text} has host bits set (did you mean {}?)",
+                        masked(p)
+                    ),
+                );
+                all_ok = false;
+            }
+            Some(p) => out.push(p),
+        }
+    }
+    all_ok.then_some(out)
 }
 
 fn pool(c: &mut Checker<'_>, raw: &RawPool, earlier: &[(Pool, usize)]) -> Option<Pool> {

@@ -211,6 +211,22 @@ fn bad_prefix_rules() {
 }
 
 #[test]
+fn ipam_limits_and_reservations() {
+    assert_eq!(
+        err("[ipam]\nmax_blocks_per_node = 0\n"),
+        "b.toml:2:23: ipam.max_blocks_per_node: 0 is out of range (1..=4294967295)"
+    );
+    assert_eq!(
+        err("[ipam]\nreservations = [\"10.244.0.0/24\", \"10.244.1.1/24\"]\n"),
+        "b.toml:2:34: ipam.reservations: 10.244.1.1/24 has host bits set (did you mean 10.244.1.0/24?)"
+    );
+    assert_eq!(
+        err("[ipam]\nreservations = [\"gateway\"]\n"),
+        "b.toml:2:17: ipam.reservations: \"gateway\" is not a CIDR prefix or address"
+    );
+}
+
+#[test]
 fn pools() {
     assert_eq!(
         err("[[ipam.pools]]\ncidr = \"10.244.0.1/16\"\n"),

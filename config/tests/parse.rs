@@ -137,6 +137,23 @@ fn design_example_parses() {
 }
 
 #[test]
+fn ipam_limits_and_reservations() {
+    let c = parse(
+        r#"
+[ipam]
+max_blocks_per_node = 4
+reservations = ["10.244.0.0/30", "10.244.9.9", "fd00::1/128"]
+"#,
+    );
+    assert_eq!(c.ipam.max_blocks_per_node, Some(4));
+    let want: Vec<bgp::wire::Prefix> = ["10.244.0.0/30", "10.244.9.9/32", "fd00::1/128"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(c.ipam.reservations, want);
+}
+
+#[test]
 fn empty_file_gets_every_default() {
     let c = parse("");
     assert_eq!(c.node.name, "testhost");
@@ -171,6 +188,8 @@ fn empty_file_gets_every_default() {
             path: "/var/lib/bramble/ipam".into(),
             etcd_endpoints: vec![],
             strict_affinity: false,
+            max_blocks_per_node: None,
+            reservations: vec![],
             pools: vec![],
         }
     );

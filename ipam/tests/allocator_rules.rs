@@ -167,6 +167,11 @@ fn borrowing_from_another_nodes_block() {
         Vec::<std::net::IpAddr>::new()
     );
     assert_eq!(b.owned_blocks("b").unwrap(), vec![net("10.0.0.4/30")]);
+    let a_addrs: Vec<_> = ["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.5"]
+        .map(ip)
+        .to_vec();
+    assert_eq!(a.node_addresses("a").unwrap(), a_addrs);
+    assert_eq!(a.node_addresses("b").unwrap(), vec![ip("10.0.0.4")]);
     // b keeps using its own block.
     assert_eq!(b.allocate(&Request::new("b1")).unwrap().ip, ip("10.0.0.6"));
     b.allocate(&Request::new("b2")).unwrap();

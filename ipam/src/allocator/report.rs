@@ -162,6 +162,22 @@ impl Allocator {
         Ok(out)
     }
 
+    /// Every address allocated by `node`, in its own blocks and borrowed ones, in block
+    /// order (the advertiser announces these as host routes in host-routes mode).
+    pub fn node_addresses(&self, node: &str) -> Result<Vec<IpAddr>, IpamError> {
+        let mut out = Vec::new();
+        for (_, block, _) in self.list_rec::<Block>(keys::BLOCKS)? {
+            out.extend(
+                block
+                    .allocations
+                    .iter()
+                    .filter(|(_, r)| r.node == node)
+                    .map(|(&o, _)| block.ip(o)),
+            );
+        }
+        Ok(out)
+    }
+
     /// The live addresses `handle` holds (CNI CHECK), IPv4 first.
     pub fn handle_allocations(&self, handle: &str) -> Result<Vec<Allocation>, IpamError> {
         let Some((rec, _)) = self.get_rec::<HandleRecord>(&keys::handle(handle))? else {

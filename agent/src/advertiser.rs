@@ -1,0 +1,218 @@
+//! What this node originates for its IPAM addresses, as a pure diff: [`desired`] turns what
+//! the node holds into the prefixes to announce and the blocks to blackhole, and an
+//! [`Advertiser`] remembers what is in place and [`Advertiser::plan`]s the changes.
+//!
+//! - host-routes: one /32 (/128) per address this node allocated;
+//! - aggregate: each block this node owns, plus a /32 (/128) per address it borrowed from
+//!   another node's block; each owned block is also blackholed in the kernel, so traffic for
+//!   its unallocated addresses is dropped here rather than looping back to the fabric.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use bgp::wire::Prefix;
+use config::Advertise;
+
+/// What the node holds, as read from the allocator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holdings {
+    /// Blocks affine to this node.
+    pub owned_blocks: Vec<Prefix>,
+    /// Addresses this node allocated in other nodes' blocks.
+    pub borrowed: Vec<IpAddr>,
+    /// Every address this node allocated (own blocks and borrowed).
+    pub addresses: Vec<IpAddr>,
+}
+
+/// The prefixes to originate and the blocks to blackhole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub announce: BTreeSet<Prefix>,
+    pub blackhole: BTreeSet<Prefix>,
+}
+
+/// The host prefix of `ip` (/32 or /128).
+pub fn host_prefix(ip: IpAddr) -> Prefix {
+    Prefix::from(ip)
+}
+
+/// What `mode` wants originated for `held`.
+pub fn desired(mode: Advertise, held: &Holdings) -> Desired {
+    match mode {
+        Advertise::HostRoutes => Desired {
+            announce: held.addresses.iter().copied().map(host_prefix).collect(),
+            blackhole: BTreeSet::new(),
+        },
+        Advertise::Aggregate => {
+            let blocks: BTreeSet<Prefix> = held.owned_blocks.iter().copied().collect();
+            let mut announce = blocks.clone();
+            announce.extend(held.borrowed.iter().copied().map(host_prefix));
+            Desired {
+                announce,
+                blackhole: blocks,
+            }
+        }
+    }
+}
+
+/// The changes that take the node from what is in place to what is desired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub announce: Vec<Prefix>,
+    pub withdraw: Vec<Prefix>,
+    pub blackhole: Vec<Prefix>,
+    pub unblackhole: Vec<Prefix>,
+}
+
+impl Plan {
+    /// Nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.announce.is_empty()
+            && self.withdraw.is_empty()
+            && self.blackhole.is_empty()
+            && self.unblackhole.is_empty()
+    }
+}
+
+/// What is announced and blackholed now. Each part of a [`Plan`] is recorded once it was
+/// applied, so a part that failed (speaker busy or gone) is planned again next time.
+#[derive(Debug, Default)]
+pub struct Advertiser {
+    current: Desired,
+}
+
+impl Advertiser {
+    /// What is in place.
+    #[cfg(test)]
+    pub fn current(&self) -> &Desired {
+        &self.current
+    }
+
+    /// The changes from what is in place to `want`, each list in prefix order.
+    pub fn plan(&self, want: &Desired) -> Plan {
+        let cur = &self.current;
+        Plan {
+            announce: want.announce.difference(&cur.announce).copied().collect(),
+            withdraw: cur.announce.difference(&want.announce).copied().collect(),
+            blackhole: want.blackhole.difference(&cur.blackhole).copied().collect(),
+            unblackhole: cur.blackhole.difference(&want.blackhole).copied().collect(),
+        }
+    }
+
+    /// `prefixes` were announced.
+    pub fn announced(&mut self, prefixes: &[Prefix]) {
+        self.current.announce.extend(prefixes.iter().copied());
+    }
+
+    /// `prefixes` were withdrawn.
+    pub fn withdrawn(&mut self, prefixes: &[Prefix]) {
+        for p in prefixes {
+            self.current.announce.remove(p);
+        }
+    }
+
+    /// `blocks` were blackholed.
+    pub fn blackholed(&mut self, blocks: &[Prefix]) {
+        self.current.blackhole.extend(blocks.iter().copied());
+    }
+
+    /// The blackholes of `blocks` were removed.
+    pub fn unblackholed(&mut self, blocks: &[Prefix]) {
+        for b in blocks {
+            self.current.blackhole.remove(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn ps(list: &[&str]) -> Vec<Prefix> {
+        list.iter().map(|s| p(s)).collect()
+    }
+
+    fn held() -> Holdings {
+        Holdings {
+            owned_blocks: ps(&["10.244.0.0/26", "fd00::/122"]),
+            borrowed: vec![ip("10.244.1.5")],
+            addresses: vec![ip("10.244.0.1"), ip("10.244.1.5"), ip("fd00::2")],
+        }
+    }
+
+    #[test]
+    fn host_routes_announce_one_host_prefix_per_address() {
+        let d = desired(Advertise::HostRoutes, &held());
+        assert_eq!(
+            d.announce.into_iter().collect::<Vec<_>>(),
+            ps(&["10.244.0.1/32", "10.244.1.5/32", "fd00::2/128"])
+        );
+        assert!(d.blackhole.is_empty());
+    }
+
+    #[test]
+    fn aggregate_announces_blocks_and_borrowed_and_blackholes_blocks() {
+        let d = desired(Advertise::Aggregate, &held());
+        assert_eq!(
+            d.announce.into_iter().collect::<Vec<_>>(),
+            ps(&["10.244.0.0/26", "10.244.1.5/32", "fd00::/122"])
+        );
+        assert_eq!(
+            d.blackhole.into_iter().collect::<Vec<_>>(),
+            ps(&["10.244.0.0/26", "fd00::/122"])
+        );
+    }
+
+    #[test]
+    fn plan_is_the_difference_and_converges_once_recorded() {
+        let mut adv = Advertiser::default();
+        let first = desired(Advertise::Aggregate, &held());
+        let plan = adv.plan(&first);
+        assert_eq!(
+            plan.announce,
+            ps(&["10.244.0.0/26", "10.244.1.5/32", "fd00::/122"])
+        );
+        assert!(plan.withdraw.is_empty() && plan.unblackhole.is_empty());
+        assert_eq!(plan.blackhole, ps(&["10.244.0.0/26", "fd00::/122"]));
+        adv.announced(&plan.announce);
+        adv.blackholed(&plan.blackhole);
+        assert!(adv.plan(&first).is_empty());
+        assert_eq!(adv.current(), &first);
+
+        // The borrowed address is released and the IPv6 block given back.
+        let mut later = held();
+        later.borrowed.clear();
+        later.owned_blocks.pop();
+        let next = desired(Advertise::Aggregate, &later);
+        let plan = adv.plan(&next);
+        assert!(plan.announce.is_empty() && plan.blackhole.is_empty());
+        assert_eq!(plan.withdraw, ps(&["10.244.1.5/32", "fd00::/122"]));
+        assert_eq!(plan.unblackhole, ps(&["fd00::/122"]));
+
+        // A withdrawal that failed is not recorded, so it is planned again.
+        adv.unblackholed(&plan.unblackhole);
+        let again = adv.plan(&next);
+        assert_eq!(again.withdraw, plan.withdraw);
+        assert!(again.unblackhole.is_empty());
+        adv.withdrawn(&again.withdraw);
+        assert!(adv.plan(&next).is_empty());
+    }
+
+    #[test]
+    fn switching_mode_replaces_everything() {
+        let mut adv = Advertiser::default();
+        let hosts = desired(Advertise::HostRoutes, &held());
+        adv.announced(&adv.plan(&hosts).announce);
+        let plan = adv.plan(&desired(Advertise::Aggregate, &held()));
+        assert_eq!(plan.announce, ps(&["10.244.0.0/26", "fd00::/122"]));
+        assert_eq!(plan.withdraw, ps(&["10.244.0.1/32", "fd00::2/128"]));
+    }
+}
