@@ -220,7 +220,6 @@ fn bad_input_gives_spec_errors_without_an_agent() {
 }
 
 #[test]
-#[ignore = "needs ipam2 (IPAM wired into the agent)"]
 fn add_is_idempotent_and_del_twice_succeeds() {
     let agent = ipam_agent();
     let conf = netconf(&agent.socket, json!({}));
@@ -252,7 +251,6 @@ fn add_is_idempotent_and_del_twice_succeeds() {
 }
 
 #[test]
-#[ignore = "needs ipam2 (IPAM wired into the agent)"]
 fn host_prefix_reports_a_slash_32_and_a_default_route() {
     let agent = ipam_agent();
     let conf = netconf(&agent.socket, json!({"hostPrefix": true}));
@@ -264,7 +262,6 @@ fn host_prefix_reports_a_slash_32_and_a_default_route() {
 }
 
 #[test]
-#[ignore = "needs ipam2 (IPAM wired into the agent)"]
 fn check_compares_with_prev_result() {
     let agent = ipam_agent();
     let mut conf = netconf(&agent.socket, json!({}));
@@ -279,7 +276,6 @@ fn check_compares_with_prev_result() {
 }
 
 #[test]
-#[ignore = "needs ipam2 (IPAM wired into the agent)"]
 fn gc_releases_only_this_networks_stale_handles() {
     let agent = ipam_agent();
     let conf = netconf(&agent.socket, json!({}));
@@ -305,7 +301,6 @@ fn gc_releases_only_this_networks_stale_handles() {
 }
 
 #[test]
-#[ignore = "needs ipam2 (IPAM wired into the agent)"]
 fn status_and_unknown_pool() {
     let agent = ipam_agent();
     let conf = netconf(&agent.socket, json!({}));
