@@ -36,6 +36,11 @@ pub enum Command {
     },
     /// List routes, or announce / withdraw operator-originated ones.
     Routes(RoutesArgs),
+    /// IP address management: allocate, release, show usage, check consistency.
+    Ipam {
+        #[command(subcommand)]
+        command: IpamCommand,
+    },
     /// Configuration file tools.
     Config {
         #[command(subcommand)]
@@ -139,6 +144,58 @@ pub enum RoutesAction {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum IpamCommand {
+    /// Allocate one address for a handle (the same address again if the handle already holds
+    /// one of the family).
+    Allocate {
+        /// Who holds the address (the CNI plugin uses `<network>.<container>.<ifname>`).
+        #[arg(long, value_name = "ID")]
+        handle: String,
+        /// Allocate only from this configured pool.
+        #[arg(long, value_name = "CIDR", value_parser = parse_prefix)]
+        pool: Option<Prefix>,
+        /// Allocate exactly this address.
+        #[arg(long, value_name = "ADDR")]
+        ip: Option<IpAddr>,
+        /// Address family, 4 or 6 (default: from --pool or --ip, else 4).
+        #[arg(long, value_name = "4|6", value_parser = parse_family)]
+        family: Option<u8>,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Release every address of a handle, or one address (idempotent).
+    #[command(group(ArgGroup::new("what").required(true).multiple(false)))]
+    Release {
+        #[arg(long, value_name = "ID", group = "what")]
+        handle: Option<String>,
+        #[arg(long, value_name = "ADDR", group = "what")]
+        ip: Option<IpAddr>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Usage per pool and per block: size, used, free, owner.
+    Show {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Look for leaked addresses, dangling handles and block/affinity disagreements; exits 1
+    /// when the store is not clean (with --release: not clean after the repair).
+    Check {
+        /// Free leaked addresses, clear dangling handles and repair this node's blocks.
+        #[arg(long)]
+        release: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate FILE; prints "FILE: ok" or each error as FILE:LINE:COL: reason.
     Check {
@@ -162,6 +219,15 @@ pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
         return Err(format!("{s} has host bits set (did you mean {m}?)"));
     }
     Ok(p)
+}
+
+/// `4` or `6`.
+pub fn parse_family(s: &str) -> Result<u8, String> {
+    match s {
+        "4" => Ok(4),
+        "6" => Ok(6),
+        _ => Err(format!("{s:?} is not an address family (expected 4 or 6)")),
+    }
 }
 
 /// An RFC 1997 community written `ASN:VAL`, both 0..=65535.
@@ -248,6 +314,49 @@ mod tests {
         };
         assert_eq!(communities, vec![(65000, 1), (65000, 2)]);
         assert_eq!(client.socket, PathBuf::from("/tmp/x.sock"));
+    }
+
+    #[test]
+    fn ipam_forms_parse() {
+        let cli = Cli::try_parse_from([
+            "bramble",
+            "ipam",
+            "allocate",
+            "--handle",
+            "h1",
+            "--pool",
+            "10.244.0.0/16",
+            "--family",
+            "4",
+        ])
+        .unwrap();
+        let Command::Ipam {
+            command:
+                IpamCommand::Allocate {
+                    handle,
+                    pool,
+                    family,
+                    ..
+                },
+        } = cli.command
+        else {
+            panic!()
+        };
+        assert_eq!((handle.as_str(), family), ("h1", Some(4)));
+        assert_eq!(pool.unwrap().to_string(), "10.244.0.0/16");
+        assert!(Cli::try_parse_from([
+            "bramble", "ipam", "allocate", "--handle", "h", "--family", "5"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from(["bramble", "ipam", "release"]).is_err());
+        assert!(Cli::try_parse_from([
+            "bramble", "ipam", "release", "--handle", "h", "--ip", "10.0.0.1"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from(["bramble", "ipam", "release", "--ip", "10.0.0.1"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["bramble", "ipam", "check", "--release", "-o", "json"]).is_ok()
+        );
     }
 
     #[test]

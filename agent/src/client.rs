@@ -177,6 +177,7 @@ impl Client {
     }
 
     /// The addresses `handle` holds (empty when none).
+    #[allow(dead_code)] // The CNI plugin's (CHECK); the CLI has no use for it.
     pub fn ipam_get(&mut self, handle: &str) -> Result<Vec<IpamAddress>, ClientError> {
         let req = Request::IpamGet {
             handle: handle.to_string(),
@@ -222,6 +223,7 @@ impl Client {
 
     /// Whether the agent can allocate now: `Ok(free addresses)`, or
     /// [`ClientError::Agent`] saying why not.
+    #[allow(dead_code)] // The CNI plugin's (STATUS); the CLI has no use for it.
     pub fn ipam_status(&mut self) -> Result<usize, ClientError> {
         match self.request(&Request::IpamStatus)? {
             Response::Done { count } => Ok(count),

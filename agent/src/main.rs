@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod daemon;
 mod fib_sink;
+mod ipam_cli;
 mod ipam_service;
 mod local_fib;
 mod prefix_file;
@@ -33,11 +34,12 @@ fn main() -> ExitCode {
         } => config_check(&file),
         Command::Status { output, client } => finish(status(&client, output.format)),
         Command::Routes(args) => finish(routes(args)),
+        Command::Ipam { command } => ipam_cli::run(command),
     }
 }
 
 /// Prints a client error as one line and maps it to the exit status.
-fn finish(result: anyhow::Result<()>) -> ExitCode {
+pub(crate) fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // Like config errors: `PATH:LINE: reason` lines, no prefix.

@@ -33,7 +33,7 @@ pub enum IpamError {
     #[error("no enabled {0} pool")]
     NoPool(Family),
     /// Every address of the candidate pools is taken (or unreachable under the rules).
-    #[error("{family} pools {pools:?} exhausted for node {node}: no free address in own blocks, no free block{limit}{borrow}")]
+    #[error("{family} pools [{}] exhausted for node {node}: no free address in own blocks, no free block{limit}{borrow}", list(pools))]
     PoolExhausted {
         /// Requested family.
         family: Family,
@@ -108,6 +108,14 @@ pub enum IpamError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// `10.0.0.0/16, 10.1.0.0/16`.
+fn list(nets: &[IpNetwork]) -> String {
+    nets.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl IpamError {

@@ -137,7 +137,20 @@ mod tests {
                 .unwrap();
             s.flush().unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        // sled's background flusher may still hold the file lock for a moment after the
+        // drop (WouldBlock): retry briefly, as a restarted process would not need to.
+        let mut tries = 0;
+        let s = loop {
+            match SledStore::open(dir.path()) {
+                Ok(s) => break s,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen failed: {e}"),
+            }
+        };
         assert_eq!(s.get("k/1").unwrap(), Some((b"v1".to_vec(), r1)));
         assert_eq!(s.list("k/").unwrap().len(), 2);
         let r2 = s.compare_and_swap("k/1", Some(r1), None).unwrap();
