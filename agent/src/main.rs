@@ -1,9 +1,9 @@
 //! `bramble`: the agent daemon and its command-line client.
 
 mod advertiser;
-mod api;
+use agent::api;
 mod cli;
-mod client;
+use agent::client;
 mod daemon;
 mod fib_sink;
 mod ipam_cli;

@@ -102,7 +102,6 @@ pub struct BgpSection {
     pub listen: Option<String>,
     /// Default hold time.
     pub hold_time: u16,
-<<<<<<< HEAD
     /// Graceful restart (RFC 4724); absent = the agent's default (on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graceful_restart: Option<bool>,
@@ -110,11 +109,9 @@ pub struct BgpSection {
     /// restart); absent = the agent's default (120).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_time: Option<u16>,
-=======
     /// `host-routes` or `aggregate`; absent = the agent's default (host-routes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise: Option<String>,
->>>>>>> ipam2
     /// Peers.
     pub peers: Vec<BramblePeer>,
 }
@@ -191,12 +188,9 @@ impl BrambleConfig {
             bgp: BgpSection {
                 listen: Some("0.0.0.0:179".into()),
                 hold_time: 9,
-<<<<<<< HEAD
                 graceful_restart: None,
                 restart_time: None,
-=======
                 advertise: None,
->>>>>>> ipam2
                 peers: Vec::new(),
             },
             fib: Some(FibSection { enabled: false }),
