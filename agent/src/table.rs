@@ -82,7 +82,11 @@ pub fn routes(routes: &[RouteEntry]) -> String {
             vec![
                 r.prefix.to_string(),
                 r.next_hop.map_or("-".into(), |n| n.to_string()),
-                r.peer.map_or("local".into(), |p| p.to_string()),
+                // FIB rows carry no origin and no peer; Loc-RIB rows without a peer are ours.
+                r.peer.map_or_else(
+                    || if r.origin.is_empty() { "-" } else { "local" }.to_string(),
+                    |p| p.to_string(),
+                ),
                 dash(as_path.join(" ")),
                 dash(r.origin.clone()),
                 r.med.map_or("-".into(), |m| m.to_string()),

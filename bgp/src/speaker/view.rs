@@ -59,10 +59,12 @@ impl Speaker {
                 .map(|r| {
                     let mut e = entry(r.prefix, &r.path.attrs, peer_addr(r.path.peer));
                     e.best = r.best;
-                    e.ecmp = r.ecmp;
+                    // A one-path "set" is not multipath.
+                    e.ecmp = r.ecmp && self.rib.ecmp(&r.prefix).len() > 1;
                     e
                 })
-                .collect()),
+                .collect::<Vec<_>>())
+            .map(sorted),
             TableKind::AdjIn => {
                 let mut out = Vec::new();
                 for p in self
@@ -76,7 +78,7 @@ impl Speaker {
                         out.push(e);
                     }
                 }
-                Ok(out)
+                Ok(sorted(out))
             }
             TableKind::AdjOut => {
                 let mut out = Vec::new();
@@ -93,11 +95,17 @@ impl Speaker {
                         );
                     }
                 }
-                Ok(out)
+                Ok(sorted(out))
             }
             TableKind::Fib => Err("the FIB table is served by the agent".into()),
         }
     }
+}
+
+/// Listings in address order: IPv4 first, then by address and length.
+fn sorted(mut routes: Vec<RouteEntry>) -> Vec<RouteEntry> {
+    routes.sort_by_key(|r| (r.prefix.is_ipv6(), r.prefix.network(), r.prefix.prefix()));
+    routes
 }
 
 fn entry(prefix: Prefix, a: &RouteAttrs, peer: Option<IpAddr>) -> RouteEntry {
