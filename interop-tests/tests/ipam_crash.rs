@@ -99,7 +99,8 @@ fn add_until_success(id: &str, conf: &Value, out: &Mutex<Outcome>) -> Option<Suc
             if err["code"].as_u64() == Some(TRY_AGAIN) {
                 o.try_again += 1;
             } else {
-                o.unexpected.push(format!("{id} attempt {attempt}: {}", show(&res)));
+                o.unexpected
+                    .push(format!("{id} attempt {attempt}: {}", show(&res)));
             }
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -189,16 +190,8 @@ fn adds_survive_agent_crashes() {
     }
     let add_time = start.elapsed();
     let (mut agent, restarts) = killer.join().unwrap();
-    let outcome = Arc::try_unwrap(outcome)
-        .ok()
-        .unwrap()
-        .into_inner()
-        .unwrap();
-    let retried = outcome
-        .successes
-        .iter()
-        .filter(|s| s.attempts > 1)
-        .count();
+    let outcome = Arc::try_unwrap(outcome).ok().unwrap().into_inner().unwrap();
+    let retried = outcome.successes.iter().filter(|s| s.attempts > 1).count();
     let restart_avg = restarts.iter().sum::<Duration>() / restarts.len().max(1) as u32;
     eprintln!(
         "ipam_crash: {ADDS} ADDs with {WORKERS} workers in {add_time:.1?}; {} kills \
@@ -240,14 +233,15 @@ fn adds_survive_agent_crashes() {
     let bl = blocks(&usage);
     let block_used: u64 = bl.iter().map(|b| b["used"].as_u64().unwrap()).sum();
     assert_eq!(block_used, ADDS as u64);
-    assert!(
-        bl.iter().all(|b| b["owner"] == "crash-node"),
-        "{bl:#?}"
-    );
+    assert!(bl.iter().all(|b| b["owner"] == "crash-node"), "{bl:#?}");
     let check = agent.check();
     assert_eq!(check["clean"], true, "ipam check: {check:#}");
     for k in ["leaked", "dangling_handles", "block_issues"] {
-        assert_eq!(check["report"][k].as_array().map(Vec::len), Some(0), "{check:#}");
+        assert_eq!(
+            check["report"][k].as_array().map(Vec::len),
+            Some(0),
+            "{check:#}"
+        );
     }
 
     // Every successful ADD still holds its address: CNI CHECK with the ADD's result as

@@ -35,7 +35,10 @@ pub fn render(cfg: &BrambleConfig, extra: &IpamExtra) -> String {
         .and_then(toml::Value::as_table_mut)
         .expect("config has an [ipam] section");
     if let Some(max) = extra.max_blocks_per_node {
-        ipam.insert("max_blocks_per_node".into(), toml::Value::Integer(max.into()));
+        ipam.insert(
+            "max_blocks_per_node".into(),
+            toml::Value::Integer(max.into()),
+        );
     }
     if let Some(strict) = extra.strict_affinity {
         ipam.insert("strict_affinity".into(), toml::Value::Boolean(strict));
