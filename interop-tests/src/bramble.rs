@@ -130,6 +130,9 @@ pub struct IpamSection {
     pub store: String,
     /// Store directory.
     pub path: PathBuf,
+    /// Networks this node never hands out (`reservations`); none = key omitted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reservations: Vec<String>,
     /// `[[ipam.pools]]`; none = IPAM off.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<IpamPool>,
@@ -197,6 +200,7 @@ impl BrambleConfig {
             ipam: Some(IpamSection {
                 store: "sled".into(),
                 path: dir.join("ipam"),
+                reservations: Vec::new(),
                 pools: Vec::new(),
             }),
         }
@@ -207,6 +211,15 @@ impl BrambleConfig {
         self.bgp.advertise = Some(advertise.to_string());
         if let Some(ipam) = self.ipam.as_mut() {
             ipam.pools = pools;
+        }
+        self
+    }
+
+    /// Adds `reservations` to `[ipam]` (networks this node never hands out).
+    pub fn with_reservations(mut self, reservations: &[&str]) -> Self {
+        if let Some(ipam) = self.ipam.as_mut() {
+            ipam.reservations
+                .extend(reservations.iter().map(|r| r.to_string()));
         }
         self
     }

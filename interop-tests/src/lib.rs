@@ -6,6 +6,7 @@
 
 pub mod bird;
 pub mod bramble;
+pub mod cni;
 pub mod error;
 pub mod gobgp;
 pub mod lab;

@@ -7,66 +7,17 @@
 //! `target/debug/bramble` + `target/debug/bramble-ipam` built (`cargo build -p agent`).
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use interop_tests::bramble::bramble_bin;
+use interop_tests::cni::{require_cni, CniNetwork};
 use interop_tests::{require_bramble, wait_until, ChildGuard, Netns, ScratchDir};
-use serde_json::{json, Value};
 
 /// Containers wired per run (the issue asks for 200): about 6 s of ADDs and 30 s in all on a
 /// 2-core machine, most of it namespace creation and pings.
 const CONTAINERS: usize = 200;
-const PTP: &str = "/usr/lib/cni/ptp";
 const POOL: &str = "10.244.0.0/16";
-/// ptp 1.1.x speaks up to 1.0.0.
-const CNI_VERSION: &str = "1.0.0";
-
-fn ipam_bin() -> PathBuf {
-    bramble_bin().with_file_name("bramble-ipam")
-}
-
-/// Runs `ptp` for one container inside the node namespace.
-fn ptp(node: &Netns, command: &str, container: &Netns, conf: &Value) -> Output {
-    let cni_path = format!(
-        "{}:{}",
-        Path::new(PTP).parent().unwrap().display(),
-        ipam_bin().parent().unwrap().display()
-    );
-    let mut child = node
-        .command(PTP)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container.name())
-        .env("CNI_NETNS", format!("/run/netns/{}", container.name()))
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", cni_path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(out: &Output, what: &str) -> Value {
-    assert!(
-        out.status.success(),
-        "{what}: {} {} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
 
 fn host_routes(node: &Netns) -> String {
     node.ip(&["-4", "route", "show"]).unwrap()
@@ -82,11 +33,7 @@ fn pings(node: &Netns, ip: IpAddr) -> bool {
 fn ptp_with_bramble_ipam_wires_containers_and_del_unwires_them() {
     require_bramble();
     // CI installs the tools: a missing one is a failure, not a skip.
-    assert!(
-        Path::new(PTP).exists(),
-        "{PTP} missing (apt-get install -y containernetworking-plugins)"
-    );
-    assert!(ipam_bin().exists(), "{} not built", ipam_bin().display());
+    require_cni();
     let scratch = ScratchDir::new("cni-ptp").unwrap();
     let node = Netns::new("cninode").unwrap();
     node.ip(&["link", "set", "lo", "up"]).unwrap();
@@ -113,22 +60,20 @@ fn ptp_with_bramble_ipam_wires_containers_and_del_unwires_them() {
     )
     .unwrap();
 
-    let conf = json!({
-        "cniVersion": CNI_VERSION,
-        "name": "podnet",
-        "type": "ptp",
-        "ipam": {"type": "bramble-ipam", "socket": socket, "pool": POOL},
-    });
+    let net = CniNetwork::ptp("podnet", POOL, &socket);
     let containers: Vec<Netns> = (0..CONTAINERS)
         .map(|_| Netns::new("cnic").unwrap())
         .collect();
 
     let start = Instant::now();
     let mut addrs: Vec<IpAddr> = Vec::new();
+    let mut results = Vec::new();
     for c in &containers {
-        let result = ok(&ptp(&node, "ADD", c, &conf), "ptp ADD");
-        let cidr = result["ips"][0]["address"].as_str().unwrap().to_string();
-        addrs.push(cidr.split('/').next().unwrap().parse().unwrap());
+        let r = net.add(&node, c, c.name(), "eth0").unwrap();
+        assert_eq!(r.prefix_len, 16, "{:?}", r.raw);
+        assert_eq!(r.gateway, Some("169.254.1.1".parse().unwrap()));
+        addrs.push(r.ip);
+        results.push(r);
     }
     let add_time = start.elapsed();
     let distinct: BTreeSet<IpAddr> = addrs.iter().copied().collect();
@@ -139,6 +84,8 @@ fn ptp_with_bramble_ipam_wires_containers_and_del_unwires_them() {
     // The container has its address, the gateway's link route and the pool via it; the node
     // has a host route to the container.
     let first = &containers[0];
+    net.check(&node, first, first.name(), "eth0", &results[0])
+        .unwrap();
     let routes = first.ip(&["-4", "route", "show"]).unwrap();
     assert!(
         routes.contains("169.254.1.1 dev eth0 scope link"),
@@ -169,7 +116,7 @@ fn ptp_with_bramble_ipam_wires_containers_and_del_unwires_them() {
     let start = Instant::now();
     let half = CONTAINERS / 2;
     for c in &containers[..half] {
-        ok(&ptp(&node, "DEL", c, &conf), "ptp DEL");
+        net.del(&node, c, c.name(), "eth0").unwrap();
     }
     let del_time = start.elapsed();
     let node_routes = host_routes(&node);
@@ -181,12 +128,14 @@ fn ptp_with_bramble_ipam_wires_containers_and_del_unwires_them() {
         let links = c.ip(&["link", "show"]).unwrap();
         assert!(!links.contains("eth0"), "{links}");
         // The allocation is gone: CHECK through the plugin says the handle holds nothing.
-        let mut check = conf.clone();
-        check["cniVersion"] = json!("1.1.0");
-        let out = ipam_check(&check, c.name());
-        assert!(!out.status.success());
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["code"], 102, "{v}");
+        let mut check = net.netconf();
+        check["cniVersion"] = "1.1.0".into();
+        let gone = std::path::Path::new("/run/netns/gone");
+        let out = net
+            .invoke_ipam("CHECK", Some(gone), c.name(), "eth0", &check)
+            .unwrap();
+        assert!(!out.success());
+        assert_eq!(out.error_code(), Some(102), "{}", out.stdout);
     }
     for a in &addrs[half..] {
         assert!(pings(&node, *a), "{a} lost after the other half's DEL");
@@ -194,29 +143,8 @@ fn ptp_with_bramble_ipam_wires_containers_and_del_unwires_them() {
     eprintln!("{CONTAINERS} ptp ADDs in {add_time:?}, {half} DELs in {del_time:?}");
 
     for c in &containers[half..] {
-        ok(&ptp(&node, "DEL", c, &conf), "ptp DEL");
+        net.del(&node, c, c.name(), "eth0").unwrap();
     }
     drop(containers);
     agent.stop();
-}
-
-fn ipam_check(conf: &Value, container: &str) -> Output {
-    let mut child = Command::new(ipam_bin())
-        .env("CNI_COMMAND", "CHECK")
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_NETNS", "/run/netns/gone")
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
