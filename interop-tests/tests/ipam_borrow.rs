@@ -24,10 +24,11 @@ use std::time::Duration;
 
 use interop_tests::bird::{Bird, BirdBgp, BirdConfig};
 use interop_tests::bramble::{BrambleConfig, BramblePeer, IpamPool};
+use interop_tests::cni::{ipam_bin, CniNetwork, CniOutput, CniResult};
 use interop_tests::topo::PointToPoint as P2p;
 use interop_tests::{check, require_bramble, wait_until, Netns, ScratchDir};
-use ipam_common::{blocks, cni, ipam_bin, result_ip, show, used, Agent, IpamExtra};
-use serde_json::{json, Value};
+use ipam_common::{blocks, ipam, show, show_cni, used, Agent, IpamExtra};
+use serde_json::Value;
 
 const POOL: &str = "10.246.0.0/28";
 const POLL: Duration = Duration::from_millis(300);
@@ -43,19 +44,25 @@ fn limit_one() -> IpamExtra {
     }
 }
 
-fn netconf(agent: &Agent) -> Value {
-    json!({
-        "cniVersion": "1.1.0",
-        "name": "borrownet",
-        "type": "ptp",
-        "ipam": {"type": "bramble-ipam", "socket": agent.socket(), "pool": POOL},
-    })
+/// `bramble-ipam` (behind `ptp`, which these tests do not run) on `agent`'s socket, spec 1.1.0
+/// (STATUS needs it).
+fn network(agent: &Agent) -> CniNetwork {
+    let mut net = CniNetwork::ptp("borrownet", POOL, agent.socket());
+    net.cni_version = "1.1.0".into();
+    net
+}
+
+/// The address of a successful plugin ADD.
+fn added_ip(out: CniOutput) -> String {
+    assert!(out.success(), "ADD: {}", show_cni(&out));
+    CniResult::parse(out.json).unwrap().ip.to_string()
 }
 
 /// The CNI error object of a failed plugin run (which must have failed).
-fn cni_error(out: &std::process::Output) -> Value {
-    assert!(!out.status.success(), "expected a failure: {}", show(out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(out)))
+fn cni_error(out: &CniOutput) -> Value {
+    assert!(!out.success(), "expected a failure: {}", show_cni(out));
+    assert!(out.json.is_object(), "{}", show_cni(out));
+    out.json.clone()
 }
 
 #[test]
@@ -68,7 +75,8 @@ fn block_limit_exhausts_the_pool_with_a_clear_error() {
         .with_ipam(vec![IpamPool::new(POOL, 30)], "aggregate");
     cfg.bgp.listen = None;
     let agent = Agent::start(&ns, dir.path(), &cfg, &limit_one());
-    let conf = netconf(&agent);
+    let net = network(&agent);
+    let conf = net.netconf();
 
     // Two addresses through the CLI, two through the plugin: one /30 block, full.
     let mut ips = BTreeSet::new();
@@ -79,10 +87,7 @@ fn block_limit_exhausts_the_pool_with_a_clear_error() {
         ips.insert(got["ip"].as_str().unwrap().to_string());
     }
     for id in ["c2", "c3"] {
-        let out = cni("ADD", id, &conf);
-        assert!(out.status.success(), "ADD {id}: {}", show(&out));
-        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
-        ips.insert(result_ip(&result).unwrap().to_string());
+        ips.insert(added_ip(ipam(&net, "ADD", id, &conf)));
     }
     let want: BTreeSet<String> = (0..4).map(|i| format!("10.246.0.{i}")).collect();
     assert_eq!(ips, want);
@@ -97,15 +102,15 @@ fn block_limit_exhausts_the_pool_with_a_clear_error() {
     );
 
     // The plugin: the spec's error object on stdout, exit 1, code 100, the same reason.
-    let out = cni("ADD", "c4", &conf);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let out = ipam(&net, "ADD", "c4", &conf);
+    assert_eq!(out.status.code(), Some(1), "{}", show_cni(&out));
     let err = cni_error(&out);
     assert_eq!(err["code"], POOL_EXHAUSTED, "{err}");
     assert_eq!(err["cniVersion"], "1.1.0", "{err}");
     let msg = err["msg"].as_str().unwrap();
     assert!(msg.contains("block limit reached"), "{msg}");
     // STATUS agrees: the plugin cannot serve an ADD now.
-    let err = cni_error(&cni("STATUS", "c4", &conf));
+    let err = cni_error(&ipam(&net, "STATUS", "c4", &conf));
     assert_eq!(err["code"], 50, "{err}");
 
     // Nothing was allocated by the failed requests: four used, one block, the refused
@@ -115,9 +120,9 @@ fn block_limit_exhausts_the_pool_with_a_clear_error() {
     let bl = blocks(&usage);
     assert_eq!(bl.len(), 1, "{bl:#?}");
     assert_eq!(bl[0]["owner"], "node-a");
-    let err = cni_error(&cni("CHECK", "c4", &conf));
+    let err = cni_error(&ipam(&net, "CHECK", "c4", &conf));
     assert_eq!(err["code"], NO_ALLOCATION, "{err}");
-    assert!(cni("CHECK", "c3", &conf).status.success());
+    assert!(ipam(&net, "CHECK", "c3", &conf).success());
     let report = agent.check();
     assert_eq!(report["clean"], true, "{report:#}");
 
@@ -126,10 +131,7 @@ fn block_limit_exhausts_the_pool_with_a_clear_error() {
         .client(&["ipam", "release", "--handle", "h1"])
         .status
         .success());
-    let out = cni("ADD", "c4", &conf);
-    assert!(out.status.success(), "{}", show(&out));
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(result_ip(&result).unwrap().to_string(), "10.246.0.1");
+    assert_eq!(added_ip(ipam(&net, "ADD", "c4", &conf)), "10.246.0.1");
 }
 
 /// The prefixes BIRD holds from protocol `bramble`.
@@ -278,7 +280,7 @@ fn aggregate_advertises_blocks_once_and_borrowed_addresses_singly() {
         "{}",
         show(&out)
     );
-    let err = cni_error(&cni("ADD", "b7", &netconf(&b)));
+    let err = cni_error(&ipam(&network(&b), "ADD", "b7", &network(&b).netconf()));
     assert_eq!(err["code"], POOL_EXHAUSTED, "{err}");
     assert_eq!(used(&b.show()), 7);
 }

@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use interop_tests::bramble::{BrambleConfig, IpamPool};
+use interop_tests::cni::{ipam_bin, CniNetwork, CniResult};
 use interop_tests::{require_bramble, Netns, ScratchDir};
-use ipam_common::{blocks, cni, ipam_bin, result_ip, show, used, Agent, IpamExtra};
-use serde_json::{json, Value};
+use ipam_common::{blocks, ipam, show_cni, used, Agent, IpamExtra};
+use serde_json::Value;
 
 /// ADDs in the run (the issue asks for 2,000).
 const ADDS: usize = 2000;
@@ -81,28 +82,31 @@ struct Outcome {
     try_again: usize,
 }
 
-fn add_until_success(id: &str, conf: &Value, out: &Mutex<Outcome>) -> Option<Success> {
+fn add_until_success(
+    net: &CniNetwork,
+    id: &str,
+    conf: &Value,
+    out: &Mutex<Outcome>,
+) -> Option<Success> {
     for attempt in 1..=MAX_ATTEMPTS {
-        let res = cni("ADD", id, conf);
-        if res.status.success() {
-            let result: Value = serde_json::from_slice(&res.stdout).unwrap_or(Value::Null);
+        let res = ipam(net, "ADD", id, conf);
+        if res.success() {
+            let result = CniResult::parse(res.json).ok()?;
             return Some(Success {
                 id: id.to_string(),
-                ip: result_ip(&result)?,
+                ip: result.ip,
                 attempts: attempt,
-                result,
+                result: result.raw,
             });
         }
-        let err: Value = serde_json::from_slice(&res.stdout).unwrap_or(Value::Null);
-        {
-            let mut o = out.lock().unwrap();
-            if err["code"].as_u64() == Some(TRY_AGAIN) {
-                o.try_again += 1;
-            } else {
-                o.unexpected
-                    .push(format!("{id} attempt {attempt}: {}", show(&res)));
-            }
+        let mut o = out.lock().unwrap();
+        if res.error_code() == Some(TRY_AGAIN) {
+            o.try_again += 1;
+        } else {
+            o.unexpected
+                .push(format!("{id} attempt {attempt}: {}", show_cni(&res)));
         }
+        drop(o);
         std::thread::sleep(Duration::from_millis(10));
     }
     None
@@ -125,12 +129,8 @@ fn adds_survive_agent_crashes() {
     .with_ipam(vec![IpamPool::new(POOL, 26)], "host-routes");
     cfg.bgp.listen = None;
     let mut agent = Agent::start(&ns, scratch.path(), &cfg, &IpamExtra::default());
-    let conf = json!({
-        "cniVersion": "1.0.0",
-        "name": "crashnet",
-        "type": "ptp",
-        "ipam": {"type": "bramble-ipam", "socket": agent.socket(), "pool": POOL},
-    });
+    let net = CniNetwork::ptp("crashnet", POOL, agent.socket());
+    let conf = net.netconf();
 
     // Kill points: after a random number of completed ADDs, plus a random delay so the kill
     // lands in the middle of whatever requests are in flight.
@@ -146,7 +146,8 @@ fn adds_survive_agent_crashes() {
     let start = Instant::now();
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
-            let (conf, outcome, next, done) = (
+            let (net, conf, outcome, next, done) = (
+                net.clone(),
                 conf.clone(),
                 Arc::clone(&outcome),
                 Arc::clone(&next),
@@ -158,7 +159,7 @@ fn adds_survive_agent_crashes() {
                     return;
                 }
                 let id = format!("crash-{i:04}");
-                let got = add_until_success(&id, &conf, &outcome);
+                let got = add_until_success(&net, &id, &conf, &outcome);
                 let got = got.unwrap_or_else(|| panic!("ADD {id} never succeeded"));
                 outcome.lock().unwrap().successes.push(got);
                 done.fetch_add(1, Ordering::SeqCst);
@@ -250,19 +251,26 @@ fn adds_survive_agent_crashes() {
     let failures = Arc::new(Mutex::new(Vec::new()));
     let checkers: Vec<_> = (0..WORKERS)
         .map(|_| {
-            let (todo, failures, conf) = (Arc::clone(&todo), Arc::clone(&failures), conf.clone());
+            let (todo, failures, net, conf) = (
+                Arc::clone(&todo),
+                Arc::clone(&failures),
+                net.clone(),
+                conf.clone(),
+            );
             std::thread::spawn(move || loop {
                 let Some(s) = todo.lock().unwrap().pop() else {
                     return;
                 };
                 let mut c = conf.clone();
                 c["prevResult"] = s.result.clone();
-                let out = cni("CHECK", &s.id, &c);
-                if !out.status.success() {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{} ({}): {}", s.id, s.ip, show(&out)));
+                let out = ipam(&net, "CHECK", &s.id, &c);
+                if !out.success() {
+                    failures.lock().unwrap().push(format!(
+                        "{} ({}): {}",
+                        s.id,
+                        s.ip,
+                        show_cni(&out)
+                    ));
                 }
             })
         })

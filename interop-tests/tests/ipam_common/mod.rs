@@ -4,19 +4,14 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use interop_tests::bramble::{bramble_bin, BrambleConfig};
+use interop_tests::cni::{CniNetwork, CniOutput};
 use interop_tests::{wait_until, ChildGuard, Netns};
 use serde_json::Value;
-
-/// The `bramble-ipam` plugin next to `bramble`.
-pub fn ipam_bin() -> PathBuf {
-    bramble_bin().with_file_name("bramble-ipam")
-}
 
 /// `[ipam]` keys added to a rendered [`BrambleConfig`].
 #[derive(Debug, Clone, Default)]
@@ -182,37 +177,20 @@ pub fn show(out: &Output) -> String {
     )
 }
 
-/// Runs `bramble-ipam` with `CNI_COMMAND=command` for container `id` (ifname eth0) and
-/// `conf` on stdin, as a runtime would.
-pub fn cni(command: &str, id: &str, conf: &Value) -> Output {
-    let mut child = Command::new(ipam_bin())
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", format!("/run/netns/{id}"))
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", ipam_bin().parent().unwrap())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
+/// Runs `bramble-ipam` alone (as `ptp` would) with `CNI_COMMAND=command` for container `id`
+/// (ifname eth0, netns `/run/netns/ID`) and `conf` on stdin; whatever the exit status.
+pub fn ipam(net: &CniNetwork, command: &str, id: &str, conf: &Value) -> CniOutput {
+    let netns = Path::new("/run/netns").join(id);
+    net.invoke_ipam(command, Some(&netns), id, "eth0", conf)
         .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
-/// The first `ips[].address` of a CNI result, without its prefix length.
-pub fn result_ip(result: &Value) -> Option<std::net::IpAddr> {
-    result["ips"][0]["address"]
-        .as_str()?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
+/// Exit status, stdout and stderr of a plugin run, for assertion messages.
+pub fn show_cni(out: &CniOutput) -> String {
+    format!(
+        "{} stdout {:?} stderr {:?}",
+        out.status, out.stdout, out.stderr
+    )
 }
 
 /// Total `used` over the pools of an `ipam show` answer.
