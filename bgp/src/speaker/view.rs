@@ -52,19 +52,19 @@ impl Speaker {
                 .flatten()
         };
         match table {
-            TableKind::Loc => Ok(self
-                .rib
-                .loc_routes()
-                .filter(|r| slot.is_none_or(|s| r.path.peer == s.id))
-                .map(|r| {
-                    let mut e = entry(r.prefix, &r.path.attrs, peer_addr(r.path.peer));
-                    e.best = r.best;
-                    // A one-path "set" is not multipath.
-                    e.ecmp = r.ecmp && self.rib.ecmp(&r.prefix).len() > 1;
-                    e
-                })
-                .collect::<Vec<_>>())
-            .map(sorted),
+            TableKind::Loc => Ok(sorted(
+                self.rib
+                    .loc_routes()
+                    .filter(|r| slot.is_none_or(|s| r.path.peer == s.id))
+                    .map(|r| {
+                        let mut e = entry(r.prefix, &r.path.attrs, peer_addr(r.path.peer));
+                        e.best = r.best;
+                        // A one-path "set" is not multipath.
+                        e.ecmp = r.ecmp && self.rib.ecmp(&r.prefix).len() > 1;
+                        e
+                    })
+                    .collect::<Vec<_>>(),
+            )),
             TableKind::AdjIn => {
                 let mut out = Vec::new();
                 for p in self
