@@ -143,7 +143,18 @@ async fn run_bound(
                 advertise = ?cfg.bgp.advertise,
                 "IPAM started"
             );
-            Some(Arc::new(service))
+            let service = Arc::new(service);
+            // Empty blocks go back to the pool after the grace period (scarce addresses).
+            let sweeper = Arc::clone(&service);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(sweeper.sweep_interval());
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    sweeper.release_empty_blocks().await;
+                }
+            });
+            Some(service)
         }
         None => None,
     };

@@ -52,7 +52,7 @@ pub fn ipam_config(cfg: &config::Ipam) -> IpamConfig {
         reservations: cfg.reservations.clone(),
         strict_affinity: cfg.strict_affinity,
         max_blocks_per_node: cfg.max_blocks_per_node,
-        ..IpamConfig::default()
+        release_grace: std::time::Duration::from_secs(u64::from(cfg.release_grace)),
     }
 }
 
@@ -177,6 +177,31 @@ impl IpamService {
             unblackholed = plan.unblackhole.len(),
             "IPAM advertisement updated"
         );
+    }
+
+    /// Releases this node's blocks that stayed empty for the grace period (never a node's
+    /// last block), then withdraws what was released.
+    pub async fn release_empty_blocks(&self) {
+        match self
+            .blocking(|a| a.release_empty_blocks(std::time::SystemTime::now()))
+            .await
+        {
+            Ok(released) if !released.is_empty() => {
+                info!(blocks = ?released, "released empty blocks");
+                self.sync().await;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot release empty blocks"),
+        }
+    }
+
+    /// How often [`IpamService::release_empty_blocks`] should run: a fraction of the grace
+    /// period, at least every 5 s and at most every 5 min.
+    pub fn sweep_interval(&self) -> std::time::Duration {
+        (self.allocator.config().release_grace / 4).clamp(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_secs(300),
+        )
     }
 
     async fn speak_announce(&self, prefixes: &[Prefix]) -> bool {

@@ -332,3 +332,41 @@ fn config_limits_and_reservations_apply() {
         stderr(&out)
     );
 }
+
+#[test]
+fn empty_blocks_go_back_to_the_pool_after_the_grace_period() {
+    // Four /30 blocks; the node's second block empties, the first stays in use.
+    let store = tempfile::tempdir().unwrap();
+    let pools = "[[ipam.pools]]\ncidr = \"10.98.0.0/28\"\nblock_size = 30\n";
+    let agent = start(&store, "release_grace = 0", pools);
+    for i in 0..5 {
+        allocate(&agent, &format!("h{i}"), &["--pool", "10.98.0.0/28"]);
+    }
+    let blocks = |agent: &Agent| {
+        let show = json(&agent.client(&["ipam", "show", "-o", "json"]));
+        pool(&show, "10.98.0.0/28")["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["cidr"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(blocks(&agent).len(), 2);
+    ok(&agent.client(&["ipam", "release", "--handle", "h4"]));
+    // The sweep runs every 5 s: the first stamps the block empty, the next releases it.
+    let mut left = blocks(&agent);
+    for _ in 0..60 {
+        if left.len() == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        left = blocks(&agent);
+    }
+    assert_eq!(
+        left,
+        vec!["10.98.0.0/30".to_string()],
+        "the emptied block was not released"
+    );
+    let check = agent.client(&["ipam", "check"]);
+    assert!(check.status.success(), "{}", stdout(&check));
+}

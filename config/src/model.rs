@@ -15,6 +15,8 @@ pub const DEFAULT_ASN: u32 = 64512;
 pub const DEFAULT_IPAM_PATH: &str = "/var/lib/bramble/ipam";
 /// `ipam.etcd_endpoints` when `store = "etcd"` and the list is absent.
 pub const DEFAULT_ETCD_ENDPOINT: &str = "http://127.0.0.1:2379";
+/// Default `ipam.release_grace`, seconds.
+pub const DEFAULT_RELEASE_GRACE: u32 = 300;
 
 /// A whole, valid Bramble configuration.
 ///
@@ -175,6 +177,9 @@ pub struct Ipam {
     pub max_blocks_per_node: Option<u32>,
     /// Networks never handed out (gateways, service addresses); masked CIDRs. Default none.
     pub reservations: Vec<Prefix>,
+    /// Seconds a block must stay empty before it goes back to the pool (a node's last block
+    /// is kept). Default 300.
+    pub release_grace: u32,
     /// When non-empty, the agent allocates from these, and a peer without an `export` list
     /// exports only prefixes inside them (see [`Peer::export`]).
     pub pools: Vec<Pool>,

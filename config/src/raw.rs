@@ -93,6 +93,7 @@ pub struct RawIpam {
     pub strict_affinity: Option<bool>,
     pub max_blocks_per_node: Option<S<i64>>,
     pub reservations: Option<Vec<S<String>>>,
+    pub release_grace: Option<S<i64>>,
     #[serde(default)]
     pub pools: Vec<RawPool>,
 }

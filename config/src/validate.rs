@@ -497,6 +497,10 @@ fn ipam(c: &mut Checker<'_>, raw: &RawIpam) -> Option<Ipam> {
             .as_ref()
             .map(|v| c.int::<u32>(v, "ipam.max_blocks_per_node", 1, i64::from(u32::MAX))),
     );
+    let release_grace = match &raw.release_grace {
+        Some(v) => c.int::<u32>(v, "ipam.release_grace", 0, i64::from(u32::MAX)),
+        None => Some(DEFAULT_RELEASE_GRACE),
+    };
     let reservations = reservations(c, raw.reservations.as_deref().unwrap_or_default());
     let mut pools: Vec<(Pool, usize)> = Vec::new();
     let mut all_ok = true;
@@ -513,6 +517,7 @@ fn ipam(c: &mut Checker<'_>, raw: &RawIpam) -> Option<Ipam> {
         strict_affinity: raw.strict_affinity.unwrap_or(false),
         max_blocks_per_node: max_blocks_per_node?,
         reservations: reservations?,
+        release_grace: release_grace?,
         pools: all_ok.then(|| pools.into_iter().map(|(p, _)| p).collect())?,
     })
 }

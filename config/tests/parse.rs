@@ -190,6 +190,7 @@ fn empty_file_gets_every_default() {
             strict_affinity: false,
             max_blocks_per_node: None,
             reservations: vec![],
+            release_grace: 300,
             pools: vec![],
         }
     );
