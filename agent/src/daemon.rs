@@ -10,9 +10,10 @@ use anyhow::Context;
 use std::sync::Arc;
 
 use bgp::policy::{Filter, PrefixRule};
+use bgp::session::Md5Key;
 use bgp::speaker::{FibSink, PeerSettings, SpeakerConfig};
 use bgp::wire::Prefix;
-use config::{Config, Peer};
+use config::{Config, Password, Peer};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
@@ -113,7 +114,16 @@ async fn run_bound(
     let sink = local_fib
         .clone()
         .map(|f| Box::new(ProgrammerSink::new(f)) as Box<dyn FibSink>);
-    let speaker = match bgp::speaker::spawn(speaker_config(cfg), sink).await {
+    let speaker_cfg = match speaker_config(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(fib) = fib {
+                fib.shutdown().await;
+            }
+            return Err(e);
+        }
+    };
+    let speaker = match bgp::speaker::spawn(speaker_cfg, sink).await {
         Ok(speaker) => speaker,
         Err(e) => {
             if let Some(fib) = fib {
@@ -177,9 +187,10 @@ async fn run_bound(
     Ok(())
 }
 
-/// What the speaker needs from the config.
-pub fn speaker_config(cfg: &Config) -> SpeakerConfig {
-    SpeakerConfig {
+/// What the speaker needs from the config. Fails when a peer's `password_file` cannot be
+/// read or its password is not a valid TCP MD5 key.
+pub fn speaker_config(cfg: &Config) -> anyhow::Result<SpeakerConfig> {
+    Ok(SpeakerConfig {
         router_id: cfg.node.router_id,
         asn: cfg.node.asn,
         listen: cfg.bgp.listen,
@@ -190,22 +201,28 @@ pub fn speaker_config(cfg: &Config) -> SpeakerConfig {
             .peers()
             .iter()
             .map(|p| peer_settings(p, &cfg.ipam.pools))
-            .collect(),
-    }
+            .collect::<anyhow::Result<_>>()?,
+    })
 }
 
 /// A peer's session settings. Export default: a peer without an `export` list exports, when
 /// `[[ipam.pools]]` are configured, only prefixes inside the pools (`POOL le 32` / `POOL le
 /// 128`): the node's container routes and nothing it merely learned elsewhere. Without pools
 /// the absent list keeps its BGP meaning (RFC 8212: nothing to eBGP, everything to iBGP).
-fn peer_settings(p: &Peer, pools: &[config::Pool]) -> PeerSettings {
+fn peer_settings(p: &Peer, pools: &[config::Pool]) -> anyhow::Result<PeerSettings> {
     let export = match (&p.export.rules, pools.is_empty()) {
         (None, false) => Filter {
             rules: Some(pools.iter().map(|pool| pool_rule(pool.cidr)).collect()),
         },
         _ => p.export.clone(),
     };
-    PeerSettings {
+    let password = p
+        .password
+        .as_ref()
+        .map(md5_key)
+        .transpose()
+        .with_context(|| format!("peer {}", p.address))?;
+    Ok(PeerSettings {
         address: p.address,
         asn: p.asn,
         port: p.port,
@@ -217,7 +234,31 @@ fn peer_settings(p: &Peer, pools: &[config::Pool]) -> PeerSettings {
         export,
         connect_retry: p.connect_retry,
         next_hop_v6: p.next_hop_v6,
-    }
+        password,
+        ttl_security: p.ttl_security,
+        max_prefixes: p.max_prefixes,
+        max_prefixes_restart: p.max_prefixes_restart,
+    })
+}
+
+/// The TCP MD5 key of a peer: inline, or the file's contents read now (at start) without
+/// the trailing newline an editor or `echo` leaves.
+fn md5_key(password: &Password) -> anyhow::Result<Md5Key> {
+    let text = match password {
+        Password::Inline(s) => s.clone(),
+        Password::File(path) => {
+            let mut s = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read password_file {}", path.display()))?;
+            if s.ends_with('\n') {
+                s.pop();
+                if s.ends_with('\r') {
+                    s.pop();
+                }
+            }
+            s
+        }
+    };
+    Ok(Md5Key::new(text)?)
 }
 
 /// `POOL le 32` (IPv4) or `POOL le 128` (IPv6): the pool and everything inside it.
@@ -240,17 +281,8 @@ pub fn unsupported_settings(cfg: &Config) -> Vec<String> {
     }
     for p in cfg.peers() {
         let mut missing = Vec::new();
-        if p.password.is_some() {
-            missing.push("password");
-        }
-        if p.ttl_security {
-            missing.push("ttl_security");
-        }
         if p.rr_client {
             missing.push("rr_client");
-        }
-        if p.max_prefixes.is_some() {
-            missing.push("max_prefixes");
         }
         if !missing.is_empty() {
             notes.push(format!(
@@ -292,12 +324,15 @@ connect_retry = 77
 families = ["ipv4-unicast"]
 import = ["10.0.0.0/8 le 32"]
 password = "x"
+ttl_security = true
+max_prefixes = 10
+max_prefixes_restart = 7
 "#,
             "t.toml",
             &host,
         )
         .unwrap();
-        let s = speaker_config(&cfg);
+        let s = speaker_config(&cfg).unwrap();
         assert_eq!(
             s.router_id,
             "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()
@@ -316,10 +351,10 @@ password = "x"
         assert_eq!(p.families, vec![bgp::wire::Family::IPV4_UNICAST]);
         assert_eq!(p.import, cfg.peers()[0].import);
         assert_eq!(p.export.rules, None);
-        assert_eq!(
-            unsupported_settings(&cfg),
-            vec!["peer 127.0.0.2: password not applied yet (the speaker does not take them)"]
-        );
+        assert_eq!(p.password, Some(Md5Key::new("x").unwrap()));
+        assert_eq!((p.ttl_security, p.max_prefixes), (true, Some(10)));
+        assert_eq!(p.max_prefixes_restart, 7);
+        assert!(unsupported_settings(&cfg).is_empty());
     }
 
     #[test]
@@ -347,7 +382,7 @@ cidr = "fd00:244::/48"
             &host,
         )
         .unwrap();
-        let s = speaker_config(&cfg);
+        let s = speaker_config(&cfg).unwrap();
         let rules: Vec<String> = s.peers[0]
             .export
             .rules
@@ -364,5 +399,28 @@ cidr = "fd00:244::/48"
         assert!(!f.permits(&"192.0.2.0/24".parse().unwrap(), false));
         // An explicit list is kept as written.
         assert_eq!(s.peers[1].export, cfg.peers()[1].export);
+    }
+
+    #[test]
+    fn password_files_are_read_at_start_without_the_trailing_newline() {
+        let dir = std::env::temp_dir().join(format!("bramble-md5-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        assert_eq!(
+            md5_key(&Password::File(file.clone())).unwrap(),
+            Md5Key::new("s3cret").unwrap()
+        );
+        std::fs::write(&file, "with space \r\n").unwrap();
+        assert_eq!(
+            md5_key(&Password::File(file.clone())).unwrap(),
+            Md5Key::new("with space ").unwrap()
+        );
+        std::fs::write(&file, "\n").unwrap();
+        assert!(md5_key(&Password::File(file.clone())).is_err());
+        let missing = md5_key(&Password::File(dir.join("nope"))).unwrap_err();
+        assert!(format!("{missing:#}").contains("cannot read password_file"));
+        assert!(md5_key(&Password::Inline("x".repeat(81))).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -45,6 +45,8 @@ fn peer_cfg(local: IpAddr, remote: SocketAddr, local_asn: u32, remote_asn: u32) 
         passive: false,
         connect_retry: Duration::from_secs(1),
         capabilities: caps(local_asn),
+        password: None,
+        ttl_security: false,
     }
 }
 

@@ -37,6 +37,10 @@ fn peer(address: &str, asn: u32, port: u16, local: &str, passive: bool) -> PeerS
         export: allow_all(),
         connect_retry: 1,
         next_hop_v6: None,
+        password: None,
+        ttl_security: false,
+        max_prefixes: None,
+        max_prefixes_restart: 60,
     }
 }
 

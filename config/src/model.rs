@@ -117,6 +117,9 @@ pub struct Peer {
     /// RFC 4456 client of this reflector. Default false.
     pub rr_client: bool,
     pub max_prefixes: Option<u32>,
+    /// Seconds a session stays down after exceeding `max_prefixes` before it restarts
+    /// (extra). Default 60.
+    pub max_prefixes_restart: u32,
     /// Default both IPv4 and IPv6 unicast.
     pub families: Vec<Family>,
     /// Absent list = `Filter { rules: None }` (deny for eBGP, RFC 8212).

@@ -65,6 +65,7 @@ pub struct RawPeer {
     pub ttl_security: Option<bool>,
     pub rr_client: Option<S<bool>>,
     pub max_prefixes: Option<S<i64>>,
+    pub max_prefixes_restart: Option<S<i64>>,
     pub families: Option<S<Vec<S<String>>>>,
     pub import: Option<Vec<S<String>>>,
     pub export: Option<Vec<S<String>>>,

@@ -391,6 +391,13 @@ fn peer(c: &mut Checker<'_>, raw: &RawPeer, node_asn: Option<u32>) -> Option<Pee
             .as_ref()
             .map(|m| c.int(m, "bgp.peers.max_prefixes", 1, i64::from(u32::MAX))),
     );
+    let max_prefixes_restart = c.int_or(
+        &raw.max_prefixes_restart,
+        "bgp.peers.max_prefixes_restart",
+        1,
+        86_400,
+        60u32,
+    );
     let families = c.families(&raw.families);
     let import = c.filter(&raw.import, "bgp.peers.import");
     let export = c.filter(&raw.export, "bgp.peers.export");
@@ -448,6 +455,7 @@ fn peer(c: &mut Checker<'_>, raw: &RawPeer, node_asn: Option<u32>) -> Option<Pee
         ttl_security: raw.ttl_security.unwrap_or(false),
         rr_client,
         max_prefixes: max_prefixes?,
+        max_prefixes_restart: max_prefixes_restart?,
         families: families?,
         import: import?,
         export: export?,

@@ -100,6 +100,7 @@ fn design_example_parses() {
             ttl_security: false,
             rr_client: false,
             max_prefixes: Some(100_000),
+            max_prefixes_restart: 60,
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             import: Filter {
                 rules: Some(vec![rule("10.0.0.0/8 le 32")])

@@ -62,6 +62,13 @@ pub struct BirdBgp {
     pub ipv6: Option<BirdChannel>,
     /// Extra protocol statements, written verbatim.
     pub extra: String,
+    /// `password "…";` (TCP MD5, RFC 2385).
+    pub password: Option<String>,
+    /// `ttl security on;` (GTSM, RFC 5082).
+    pub ttl_security: bool,
+    /// `multihop N;` (the peer is N hops away; with `ttl_security` BIRD then accepts TTL
+    /// 256 − N and up).
+    pub multihop: Option<u8>,
 }
 
 impl BirdBgp {
@@ -80,6 +87,9 @@ impl BirdBgp {
             ipv4: Some(BirdChannel::all()),
             ipv6: None,
             extra: String::new(),
+            password: None,
+            ttl_security: false,
+            multihop: None,
         }
     }
 
@@ -107,6 +117,15 @@ impl BirdBgp {
         out.push_str("  connect retry time 1;\n  error wait time 1, 5;\n");
         if self.passive {
             out.push_str("  passive on;\n");
+        }
+        if let Some(pw) = &self.password {
+            let _ = writeln!(out, "  password \"{}\";", pw.replace(['"', '\\'], ""));
+        }
+        if self.ttl_security {
+            out.push_str("  ttl security on;\n");
+        }
+        if let Some(n) = self.multihop {
+            let _ = writeln!(out, "  multihop {n};");
         }
         for (fam, ch) in [("ipv4", &self.ipv4), ("ipv6", &self.ipv6)] {
             if let Some(ch) = ch {

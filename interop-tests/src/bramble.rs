@@ -73,6 +73,21 @@ pub struct BramblePeer {
     pub import: Vec<String>,
     /// Export prefix rules.
     pub export: Vec<String>,
+    /// TCP MD5 key (RFC 2385).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// File holding the TCP MD5 key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// GTSM (RFC 5082).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ttl_security: bool,
+    /// Maximum paths from this peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_prefixes: Option<u32>,
+    /// Seconds down after exceeding `max_prefixes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_prefixes_restart: Option<u32>,
 }
 
 impl BramblePeer {
@@ -90,6 +105,11 @@ impl BramblePeer {
             families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
             import: vec!["0.0.0.0/0 le 32".into(), "::/0 le 128".into()],
             export: vec!["0.0.0.0/0 le 32".into(), "::/0 le 128".into()],
+            password: None,
+            password_file: None,
+            ttl_security: false,
+            max_prefixes: None,
+            max_prefixes_restart: None,
         }
     }
 }

@@ -266,6 +266,12 @@ impl Gobgp {
         Ok(name)
     }
 
+    /// `gobgp neighbor ADDR -j` as JSON (state, timers, message counters, the last
+    /// NOTIFICATION received…).
+    pub fn neighbor(&self, addr: IpAddr) -> Result<Value> {
+        self.gobgp_json(&["neighbor", &addr.to_string(), "-j"])
+    }
+
     /// Whether neighbor `addr` is Established.
     pub fn is_established(&self, addr: IpAddr) -> Result<bool> {
         Ok(self.neighbor_state(addr)? == "Established")

@@ -13,6 +13,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use super::{sockopt, Security};
 use crate::fsm::ConnId;
 use crate::wire::{decode_message, message_len, DecodeContext, Message, Notification, HEADER_LEN};
 
@@ -40,8 +41,27 @@ pub(super) enum WriteCmd {
     Close,
 }
 
-/// Opens an outgoing connection, bound to `local` first when given.
-pub(super) async fn connect(remote: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {
+/// Why an outgoing connection did not open.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConnectError {
+    /// A socket option the peer's configuration needs could not be set.
+    #[error("cannot set {what}: {source}")]
+    Setup {
+        what: &'static str,
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Opens an outgoing connection, bound to `local` first when given. The TCP MD5 key and
+/// GTSM options are set before the SYN goes out (RFC 2385 §2 signs every segment, the SYN
+/// included; RFC 5082 §3 checks the TTL of every segment, the SYN-ACK included).
+pub(super) async fn connect(
+    remote: SocketAddr,
+    local: Option<IpAddr>,
+    security: Security,
+) -> Result<TcpStream, ConnectError> {
     let sock = Socket::new(
         Domain::for_address(remote),
         Type::STREAM,
@@ -49,6 +69,21 @@ pub(super) async fn connect(remote: SocketAddr, local: Option<IpAddr>) -> io::Re
     )?;
     sock.set_nonblocking(true)?;
     sock.set_reuse_address(true)?;
+    let v6 = remote.is_ipv6();
+    if let Some(key) = &security.password {
+        sockopt::set_md5_key(&sock, v6, remote.ip(), Some(key)).map_err(|source| {
+            ConnectError::Setup {
+                what: "the TCP MD5 key (TCP_MD5SIG)",
+                source,
+            }
+        })?;
+    }
+    if security.ttl_security {
+        sockopt::set_gtsm(&sock, v6).map_err(|source| ConnectError::Setup {
+            what: "GTSM (IP_TTL / IP_MINTTL)",
+            source,
+        })?;
+    }
     if let Some(local) = local {
         sock.bind(&SocketAddr::new(local, 0).into())?;
     }

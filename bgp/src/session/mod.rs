@@ -8,6 +8,7 @@
 mod conn;
 mod listener;
 mod peer;
+mod sockopt;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use crate::fsm::FsmConfig;
 pub use crate::fsm::{Negotiated, State};
 use crate::wire::{Capability, Notification, RouteRefresh, Update};
 pub use listener::Listener;
+pub use sockopt::{Md5Key, Md5KeyError, GTSM_MIN_TTL, GTSM_TTL, MD5_MAX_KEY_LEN};
 
 /// One neighbour, as the speaker configures it.
 #[derive(Debug, Clone)]
@@ -39,6 +41,18 @@ pub struct PeerConfig {
     pub connect_retry: Duration,
     /// What we send in OPEN.
     pub capabilities: Vec<Capability>,
+    /// TCP MD5 signature key (RFC 2385) for every connection with this peer: set on the
+    /// connecting socket, and on the listener by [`Listener::register`].
+    pub password: Option<Md5Key>,
+    /// GTSM (RFC 5082): send with TTL 255, accept only TTL [`GTSM_MIN_TTL`].
+    pub ttl_security: bool,
+}
+
+/// The transport protections of one peer, shared by its handles (the listener reads them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    pub password: Option<Md5Key>,
+    pub ttl_security: bool,
 }
 
 impl PeerConfig {
@@ -101,6 +115,7 @@ pub struct PeerHandle {
     remote: IpAddr,
     cmds: mpsc::Sender<Command>,
     out: OutSlot,
+    security: Arc<Security>,
 }
 
 impl std::fmt::Debug for Command {
@@ -117,6 +132,11 @@ impl PeerHandle {
     /// The peer's address.
     pub fn remote(&self) -> IpAddr {
         self.remote
+    }
+
+    /// The peer's TCP MD5 key and GTSM setting.
+    pub fn security(&self) -> &Security {
+        &self.security
     }
 
     /// Queues one or more whole, encoded BGP messages. Only while Established; otherwise
@@ -199,6 +219,10 @@ pub fn spawn_peer(
         remote: cfg.remote_addr,
         cmds: cmd_tx,
         out: out.clone(),
+        security: Arc::new(Security {
+            password: cfg.password.clone(),
+            ttl_security: cfg.ttl_security,
+        }),
     };
     let task = peer::PeerTask::new(key, cfg, events, cmd_rx, out);
     tokio::spawn(task.run());

@@ -1,7 +1,6 @@
 //! The task that drives one peer's FSM: commands, timers, connections, events.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,8 +12,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 use tracing::{debug, info, warn};
 
-use super::conn::{self, ConnEvent, WriteCmd, CLOSE_TIMEOUT};
-use super::{Command, OutSlot, PeerConfig, SessionEvent};
+use super::conn::{self, ConnEvent, ConnectError, WriteCmd, CLOSE_TIMEOUT};
+use super::{Command, OutSlot, PeerConfig, Security, SessionEvent};
 use crate::fsm::{ConnId, Fsm, Input, Output, Timer};
 use crate::wire::{
     cease_subcode, encode_message, DecodeContext, EncodeContext, Message, Notification,
@@ -40,14 +39,15 @@ struct Conn {
     local_addr: Option<SocketAddr>,
 }
 
-type Connecting = Option<(ConnId, JoinHandle<io::Result<TcpStream>>)>;
+type ConnectResult = Result<TcpStream, ConnectError>;
+type Connecting = Option<(ConnId, JoinHandle<ConnectResult>)>;
 type EventTx = mpsc::Sender<(u32, SessionEvent)>;
 
 #[allow(clippy::large_enum_variant)] // one per loop turn, never stored
 enum Wake {
     Cmd(Option<Command>),
     Timers,
-    Connected(ConnId, Result<io::Result<TcpStream>, JoinError>),
+    Connected(ConnId, Result<ConnectResult, JoinError>),
     Permit(Result<OwnedPermit<(u32, SessionEvent)>, mpsc::error::SendError<()>>),
     Conn(Option<ConnEvent>),
 }
@@ -57,6 +57,7 @@ pub(super) struct PeerTask {
     addr: IpAddr,
     remote: SocketAddr,
     local: Option<IpAddr>,
+    security: Security,
     fsm: Fsm,
     events: EventTx,
     /// Events not yet accepted by `events`; while non-empty, readers are not polled.
@@ -87,6 +88,10 @@ impl PeerTask {
             addr: cfg.remote_addr,
             remote: SocketAddr::new(cfg.remote_addr, cfg.remote_port),
             local: cfg.local_addr,
+            security: Security {
+                password: cfg.password.clone(),
+                ttl_security: cfg.ttl_security,
+            },
             fsm: Fsm::new(cfg.fsm_config()),
             events,
             pending: VecDeque::new(),
@@ -209,12 +214,19 @@ impl PeerTask {
         }
     }
 
-    fn connected(&mut self, id: ConnId, res: Result<io::Result<TcpStream>, JoinError>) {
+    fn connected(&mut self, id: ConnId, res: Result<ConnectResult, JoinError>) {
         self.connecting = None;
         match res {
             Ok(Ok(stream)) => {
                 debug!(peer = %self.addr, %id, "connected");
                 self.add_conn_with_id(id, stream, true);
+            }
+            Ok(Err(e @ ConnectError::Setup { .. })) => {
+                warn!(peer = %self.addr, %id, "connect failed: {e}");
+                self.pending.push_back(SessionEvent::Down {
+                    reason: format!("connect failed: {e}"),
+                });
+                self.input(Input::TcpFailed(id));
             }
             Ok(Err(e)) => {
                 debug!(peer = %self.addr, %id, "connect failed: {e}");
@@ -316,12 +328,17 @@ impl PeerTask {
         for o in outputs {
             match o {
                 Output::Connect => {
-                    if let Some((_, h)) = self.connecting.take() {
+                    if let Some((old, h)) = self.connecting.take() {
                         h.abort();
+                        self.connect_timed_out(old);
                     }
                     let id = self.new_id();
                     debug!(peer = %self.addr, %id, "connecting to {}", self.remote);
-                    let h = tokio::spawn(conn::connect(self.remote, self.local));
+                    let h = tokio::spawn(conn::connect(
+                        self.remote,
+                        self.local,
+                        self.security.clone(),
+                    ));
                     self.connecting = Some((id, h));
                 }
                 Output::CancelConnect => {
@@ -367,6 +384,22 @@ impl PeerTask {
                 }
             }
         }
+    }
+
+    /// The FSM gave up on an outgoing attempt that neither connected nor failed within
+    /// ConnectRetryTime: the SYN went unanswered. A TCP MD5 mismatch (RFC 2385 §2: unsigned
+    /// or badly signed segments are dropped silently) and a GTSM TTL check (RFC 5082 §3)
+    /// both look exactly like that, so the status says which one to suspect.
+    fn connect_timed_out(&mut self, id: ConnId) {
+        let hint = match (&self.security.password, self.security.ttl_security) {
+            (Some(_), true) => " (TCP MD5 and GTSM configured: check the password and that the peer is directly connected with ttl security)",
+            (Some(_), false) => " (TCP MD5 configured: check the password)",
+            (None, true) => " (GTSM configured: check that the peer is directly connected with ttl security)",
+            (None, false) => "",
+        };
+        let reason = format!("connect to {} timed out{hint}", self.remote);
+        info!(peer = %self.addr, %id, "{reason}");
+        self.pending.push_back(SessionEvent::Down { reason });
     }
 
     fn set_out(&self, bulk: Option<mpsc::Sender<Bytes>>) {

@@ -174,4 +174,16 @@ pub struct PeerSettings {
     pub connect_retry: u16,
     /// Our IPv6 next hop for IPv6 routes sent over an IPv4 session (None = not sent).
     pub next_hop_v6: Option<std::net::Ipv6Addr>,
+    /// TCP MD5 signature key (RFC 2385); the agent reads `password_file` at start.
+    pub password: Option<crate::session::Md5Key>,
+    /// GTSM (RFC 5082): TTL 255 out, only TTL 255 accepted.
+    pub ttl_security: bool,
+    /// Most paths the peer may have in its Adj-RIB-In (accepted or not); one more sends
+    /// Cease / Maximum Number of Prefixes Reached (RFC 4486 §4). None = no limit.
+    pub max_prefixes: Option<u32>,
+    /// Seconds the session stays down after the limit was exceeded, then restarts.
+    pub max_prefixes_restart: u32,
 }
+
+/// Default [`PeerSettings::max_prefixes_restart`], seconds.
+pub const DEFAULT_MAX_PREFIXES_RESTART: u32 = 60;

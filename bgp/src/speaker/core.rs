@@ -31,6 +31,8 @@ pub(crate) struct Speaker {
     /// Prefixes whose best path or ECMP set changed since the last propagation.
     pub dirty: HashSet<Prefix>,
     pub fib: Option<Box<dyn FibSink>>,
+    /// Maximum-prefix warnings given and hold-downs running.
+    pub limits: super::inbound::PrefixLimits,
     _listener: Option<Listener>,
     /// Keeps the event channel open when no peer is configured (peers can come later).
     _events: mpsc::Sender<(u32, SessionEvent)>,
@@ -67,6 +69,7 @@ impl Speaker {
             peers,
             dirty: HashSet::default(),
             fib,
+            limits: Default::default(),
             _listener: listener,
             _events: ev_tx,
         };
@@ -139,7 +142,10 @@ impl Speaker {
             SessionEvent::RouteRefresh(rr) => self.on_route_refresh(idx, rr.family),
             SessionEvent::Down { reason } => {
                 tracing::info!(peer = %self.peers[idx].address(), %reason, "session down");
-                self.peers[idx].info = reason;
+                // During a max-prefix hold-down the status keeps saying why.
+                if !self.limits.holding_down(self.peers[idx].id) {
+                    self.peers[idx].info = reason;
+                }
                 self.session_down(idx);
             }
         }
@@ -167,6 +173,7 @@ impl Speaker {
             router_id: neg.peer_open.router_id,
             ibgp: !slot.ebgp,
         };
+        self.limits.session_up(slot.id);
         if let Err(e) = self.rib.register_peer(info) {
             tracing::error!(peer = %slot.address(), "cannot register peer: {e}");
         }
@@ -197,7 +204,7 @@ impl Speaker {
         self.initial_dump(idx, &families);
     }
 
-    fn session_down(&mut self, idx: usize) {
+    pub(crate) fn session_down(&mut self, idx: usize) {
         let slot = &mut self.peers[idx];
         if slot.session.take().is_none() {
             return;
@@ -273,6 +280,7 @@ impl Speaker {
     }
 
     async fn shutdown(&mut self) {
+        self.limits.abort_restarts();
         // RFC 4486 §4: Cease / Administrative Shutdown to every peer, all at once.
         let cease = Notification::cease(CEASE_ADMIN_SHUTDOWN);
         let stops = self.peers.iter().map(|p| p.handle.stop(cease.clone()));
@@ -336,5 +344,7 @@ fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> PeerConfig 
         passive: p.passive,
         connect_retry: Duration::from_secs(u64::from(p.connect_retry.max(1))),
         capabilities: caps,
+        password: p.password.clone(),
+        ttl_security: p.ttl_security,
     }
 }

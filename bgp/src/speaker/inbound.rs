@@ -1,9 +1,14 @@
-//! UPDATEs from peers into the RIB (RFC 4271 §9.1, RFC 7606 treat-as-withdraw).
+//! UPDATEs from peers into the RIB (RFC 4271 §9.1, RFC 7606 treat-as-withdraw), and the
+//! per-peer maximum-prefix limit (RFC 4271 §6.7 / RFC 4486 §4).
 
 use std::net::IpAddr;
+use std::time::Duration;
+
+use foldhash::{HashMap, HashSet};
+use tokio::task::JoinHandle;
 
 use crate::rib::{PeerId, RouteAttrs};
-use crate::wire::{Family, Nlri, Update};
+use crate::wire::{cease_subcode, code, Family, Nlri, Notification, Update};
 
 use super::core::Speaker;
 use super::policy_rules::{import_attrs, ImportReject};
@@ -68,6 +73,7 @@ impl Speaker {
                 }
             }
         }
+        let family = mp_reach.as_ref().map_or(Family::IPV4_UNICAST, |r| r.family);
         if let Some(reach) = mp_reach {
             if reach.family == Family::IPV4_UNICAST || reach.family == Family::IPV6_UNICAST {
                 let mut a = attrs;
@@ -81,6 +87,47 @@ impl Speaker {
                 self.import(idx, id, ra, &reach.nlri, verdict);
             }
         }
+        self.check_max_prefixes(idx, family);
+    }
+
+    /// Warns once at 90 % of the peer's `max_prefixes`; past the limit sends Cease /
+    /// Maximum Number of Prefixes Reached, drops the peer's routes and keeps the session
+    /// down for `max_prefixes_restart` seconds before starting it again.
+    fn check_max_prefixes(&mut self, idx: usize, family: Family) {
+        let Some(slot) = self.peers.get(idx) else {
+            return;
+        };
+        let Some(limit) = slot.settings.max_prefixes else {
+            return;
+        };
+        let count = self.rib.counts(slot.id).map_or(0, |c| c.received);
+        if count <= u64::from(limit) {
+            if count * 10 >= u64::from(limit) * 9 && self.limits.warned.insert(slot.id) {
+                tracing::warn!(peer = %slot.address(), count, limit,
+                    "peer is at 90% of its max-prefix limit");
+            }
+            return;
+        }
+        let restart = slot.settings.max_prefixes_restart;
+        tracing::warn!(peer = %slot.address(), count, limit, restart,
+            "max-prefix limit exceeded: sending Cease, session down for the hold-down");
+        let n = max_prefixes_notification(family, limit);
+        let handle = slot.handle.clone();
+        let id = slot.id;
+        let delay = Duration::from_secs(u64::from(restart));
+        let task = tokio::spawn(async move {
+            handle.stop(n).await;
+            tokio::time::sleep(delay).await;
+            handle.start().await;
+        });
+        if let Some(old) = self.limits.restarts.insert(id, task) {
+            old.abort();
+        }
+        if let Some(slot) = self.peers.get_mut(idx) {
+            slot.info = format!("max-prefix limit {limit} exceeded; restarting in {restart}s");
+        }
+        // Routes go now: UPDATEs still queued behind this one are ignored (no session).
+        self.session_down(idx);
     }
 
     fn import(
@@ -125,5 +172,58 @@ impl Speaker {
                 session.refresh.push(family);
             }
         }
+    }
+}
+
+/// Maximum-prefix state of every peer.
+#[derive(Default)]
+pub(crate) struct PrefixLimits {
+    /// Peers warned at 90 % during their current session.
+    warned: HashSet<PeerId>,
+    /// Stop, hold-down and restart tasks.
+    restarts: HashMap<PeerId, JoinHandle<()>>,
+}
+
+impl PrefixLimits {
+    /// A new session: the 90 % warning may be given again.
+    pub(crate) fn session_up(&mut self, id: PeerId) {
+        self.warned.remove(&id);
+    }
+
+    /// The peer's session is being held down after exceeding its limit.
+    pub(crate) fn holding_down(&self, id: PeerId) -> bool {
+        self.restarts.get(&id).is_some_and(|t| !t.is_finished())
+    }
+
+    /// The speaker is stopping: no session may be restarted behind its back.
+    pub(crate) fn abort_restarts(&mut self) {
+        for (_, t) in self.restarts.drain() {
+            t.abort();
+        }
+    }
+}
+
+/// Cease / Maximum Number of Prefixes Reached. RFC 4486 §4: the data is the AFI (2 octets),
+/// the SAFI (1 octet) and the upper bound on the number of prefixes (4 octets).
+pub(crate) fn max_prefixes_notification(family: Family, limit: u32) -> Notification {
+    let mut data = Vec::with_capacity(7);
+    data.extend_from_slice(&family.afi.to_be_bytes());
+    data.push(family.safi);
+    data.extend_from_slice(&limit.to_be_bytes());
+    Notification::new(code::CEASE, cease_subcode::MAX_PREFIXES, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_prefixes_notification_carries_afi_safi_and_limit() {
+        let n = max_prefixes_notification(Family::IPV6_UNICAST, 100_000);
+        assert_eq!((n.code, n.subcode), (6, 1));
+        assert_eq!(n.data, [0, 2, 1, 0x00, 0x01, 0x86, 0xa0]);
+        assert_eq!(n.to_string(), "Cease / Maximum Number of Prefixes Reached");
+        let n = max_prefixes_notification(Family::IPV4_UNICAST, 5);
+        assert_eq!(n.data, [0, 1, 1, 0, 0, 0, 5]);
     }
 }
