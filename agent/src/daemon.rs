@@ -186,6 +186,7 @@ pub fn speaker_config(cfg: &Config) -> SpeakerConfig {
         hold_time: cfg.bgp.hold_time,
         graceful_restart: cfg.bgp.graceful_restart,
         restart_time: cfg.bgp.restart_time,
+        cluster_id: cfg.bgp.cluster_id,
         peers: cfg
             .peers()
             .iter()
@@ -217,6 +218,7 @@ fn peer_settings(p: &Peer, pools: &[config::Pool]) -> PeerSettings {
         export,
         connect_retry: p.connect_retry,
         next_hop_v6: p.next_hop_v6,
+        rr_client: p.rr_client,
     }
 }
 
@@ -233,11 +235,7 @@ fn pool_rule(pool: Prefix) -> PrefixRule {
 /// none is silently ignored.
 pub fn unsupported_settings(cfg: &Config) -> Vec<String> {
     let mut notes = Vec::new();
-    if let Some(id) = cfg.bgp.cluster_id {
-        notes.push(format!(
-            "bgp.cluster_id = {id} is not passed to the speaker yet: route reflection is off"
-        ));
-    }
+    let reflector = cfg.bgp.cluster_id.is_some();
     for p in cfg.peers() {
         let mut missing = Vec::new();
         if p.password.is_some() {
@@ -246,8 +244,11 @@ pub fn unsupported_settings(cfg: &Config) -> Vec<String> {
         if p.ttl_security {
             missing.push("ttl_security");
         }
-        if p.rr_client {
-            missing.push("rr_client");
+        if p.rr_client && !reflector {
+            notes.push(format!(
+                "peer {}: rr_client has no effect without bgp.cluster_id (this node is not a route reflector)",
+                p.address
+            ));
         }
         if p.max_prefixes.is_some() {
             missing.push("max_prefixes");
@@ -320,6 +321,40 @@ password = "x"
             unsupported_settings(&cfg),
             vec!["peer 127.0.0.2: password not applied yet (the speaker does not take them)"]
         );
+    }
+
+    #[test]
+    fn route_reflection_settings_reach_the_speaker() {
+        let host = config::HostFacts::default();
+        let text = |cluster: &str| {
+            format!(
+                r#"
+[node]
+name = "n"
+router_id = "192.0.2.1"
+asn = 64512
+[bgp]
+{cluster}
+[[bgp.peers]]
+address = "192.0.2.2"
+asn = 64512
+rr_client = true
+[[bgp.peers]]
+address = "192.0.2.3"
+asn = 64512
+"#
+            )
+        };
+        let cfg = config::parse_with_host(&text(r#"cluster_id = "10.255.0.1""#), "t.toml", &host)
+            .unwrap();
+        let s = speaker_config(&cfg);
+        assert_eq!(s.cluster_id, Some("10.255.0.1".parse().unwrap()));
+        let flags: Vec<bool> = s.peers.iter().map(|p| p.rr_client).collect();
+        assert_eq!(flags, vec![true, false]);
+        assert!(unsupported_settings(&cfg).is_empty());
+        let cfg = config::parse_with_host(&text(""), "t.toml", &host).unwrap();
+        assert_eq!(speaker_config(&cfg).cluster_id, None);
+        assert_eq!(unsupported_settings(&cfg).len(), 1);
     }
 
     #[test]

@@ -37,6 +37,7 @@ fn peer(address: &str, asn: u32, port: u16, local: &str, passive: bool) -> PeerS
         export: allow_all(),
         connect_retry: 1,
         next_hop_v6: None,
+        rr_client: false,
     }
 }
 
@@ -53,6 +54,7 @@ fn config(
         hold_time: 9,
         graceful_restart: true,
         restart_time: 120,
+        cluster_id: None,
         peers,
     }
 }

@@ -153,6 +153,9 @@ pub struct SpeakerConfig {
     pub hold_time: u16,
     pub graceful_restart: bool,
     pub restart_time: u16,
+    /// RFC 4456 cluster id: when set, this node is a route reflector and the peers with
+    /// `rr_client` are its clients.
+    pub cluster_id: Option<Ipv4Addr>,
     pub peers: Vec<PeerSettings>,
 }
 
@@ -174,4 +177,7 @@ pub struct PeerSettings {
     pub connect_retry: u16,
     /// Our IPv6 next hop for IPv6 routes sent over an IPv4 session (None = not sent).
     pub next_hop_v6: Option<std::net::Ipv6Addr>,
+    /// An iBGP peer that is a route-reflector client of this node (RFC 4456); only has an
+    /// effect when `SpeakerConfig::cluster_id` is set.
+    pub rr_client: bool,
 }
