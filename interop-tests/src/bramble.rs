@@ -73,6 +73,9 @@ pub struct BramblePeer {
     pub import: Vec<String>,
     /// Export prefix rules.
     pub export: Vec<String>,
+    /// A route-reflector client of this node (needs `bgp.cluster_id`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rr_client: bool,
 }
 
 impl BramblePeer {
@@ -90,6 +93,7 @@ impl BramblePeer {
             families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
             import: vec!["0.0.0.0/0 le 32".into(), "::/0 le 128".into()],
             export: vec!["0.0.0.0/0 le 32".into(), "::/0 le 128".into()],
+            rr_client: false,
         }
     }
 }
@@ -112,6 +116,9 @@ pub struct BgpSection {
     /// `host-routes` or `aggregate`; absent = the agent's default (host-routes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise: Option<String>,
+    /// RFC 4456 cluster id: set = this node is a route reflector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<Ipv4Addr>,
     /// Peers.
     pub peers: Vec<BramblePeer>,
 }
@@ -194,6 +201,7 @@ impl BrambleConfig {
                 graceful_restart: None,
                 restart_time: None,
                 advertise: None,
+                cluster_id: None,
                 peers: Vec::new(),
             },
             fib: Some(FibSection { enabled: false }),
