@@ -242,3 +242,78 @@ async fn reflector_with_two_clients_and_two_non_clients() {
         h.shutdown().await.unwrap();
     }
 }
+
+/// Two redundant reflectors in one cluster, each other's non-client, share client A
+/// (127.0.0.2). Each reflects A's route to the other, which must drop it: its own cluster id
+/// is in CLUSTER_LIST (RFC 4456 §8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redundant_reflectors_drop_each_others_reflection() {
+    let (p1, p2) = (free_port(), free_port());
+    let cluster = id("10.0.0.99");
+    let reflector = |me: &str, rid: &str, port: u16, other: &str, other_port: u16, active: bool| {
+        let mut client = peer("127.0.0.2", ASN, port, me, true);
+        client.rr_client = true;
+        let mate = peer(other, ASN, other_port, me, !active);
+        let listen: SocketAddr = format!("{me}:{port}").parse().unwrap();
+        let mut cfg = config(ASN, rid, Some(listen), vec![client, mate]);
+        cfg.cluster_id = Some(cluster);
+        cfg
+    };
+    let rr1 = spawn(
+        reflector("127.0.0.1", "10.255.0.1", p1, "127.0.0.6", p2, true),
+        None,
+    )
+    .await
+    .unwrap();
+    let rr2 = spawn(
+        reflector("127.0.0.6", "10.255.0.6", p2, "127.0.0.1", p1, false),
+        None,
+    )
+    .await
+    .unwrap();
+    let a = spawn(
+        config(
+            ASN,
+            "10.255.0.2",
+            None,
+            vec![
+                peer("127.0.0.1", ASN, p1, "127.0.0.2", false),
+                peer("127.0.0.6", ASN, p2, "127.0.0.2", false),
+            ],
+        ),
+        None,
+    )
+    .await
+    .unwrap();
+    wait_for("all sessions Established", || async {
+        established(&rr1).await && established(&rr2).await && established(&a).await
+    })
+    .await;
+    let prefix: Prefix = "10.5.0.0/24".parse().unwrap();
+    announce(&a, prefix).await;
+    for (rr, mate) in [(&rr1, "127.0.0.6"), (&rr2, "127.0.0.1")] {
+        wait_for("the mate's reflection, rejected", || async {
+            rr.routes(TableKind::AdjIn, Some(ip(mate)))
+                .await
+                .unwrap()
+                .unwrap()
+                .iter()
+                .any(|r| r.prefix == prefix && r.note.as_deref() == Some("cluster-list loop"))
+        })
+        .await;
+        // Only A's own path is used.
+        let paths: Vec<RouteEntry> = loc(rr)
+            .await
+            .into_iter()
+            .filter(|r| r.prefix == prefix)
+            .collect();
+        assert_eq!(paths.len(), 1, "{paths:?}");
+        assert_eq!(paths[0].peer, Some(ip("127.0.0.2")));
+    }
+    // A does not get its own route back from either reflector.
+    let on_a = loc(&a).await;
+    assert_eq!(on_a.len(), 1, "{on_a:?}");
+    for h in [&rr1, &rr2, &a] {
+        h.shutdown().await.unwrap();
+    }
+}

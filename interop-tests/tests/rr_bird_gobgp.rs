@@ -23,14 +23,17 @@ const FROM_BIRD1: &str = "10.77.0.0/24";
 const FROM_GOBGP: &str = "10.88.0.0/24";
 
 /// A BIRD client: router id = its address, one iBGP session to the reflector, exporting
-/// `statics` (none for the second BIRD). `gateway direct`: the next hops are on the LAN.
+/// `statics` (none for the second BIRD). Direct session and `gateway direct`: every next hop
+/// is on the LAN.
 fn bird_config(me: Ipv4Addr, statics: &[&str]) -> BirdConfig {
     let mut cfg = BirdConfig::new(me);
     if !statics.is_empty() {
         cfg.statics.push(BirdStatic::new("s4", statics));
     }
-    let mut s = BirdBgp::new("rr", ASN, IpAddr::V4(RR), ASN);
+    let mut s = BirdBgp::new("reflector", ASN, IpAddr::V4(RR), ASN);
     s.local_address = Some(IpAddr::V4(me));
+    // A directly connected iBGP session (BIRD's iBGP default is multihop).
+    s.extra = "  direct;\n".into();
     let mut ch = BirdChannel::new("all", "where proto = \"s4\"");
     ch.extra = "gateway direct;".into();
     s.ipv4 = Some(ch);
@@ -47,7 +50,7 @@ fn bird_learned(bird: &Bird, prefix: &str) -> interop_tests::Result<Vec<BirdRout
     Ok(bird
         .show_route(prefix)?
         .into_iter()
-        .filter(|r| r.protocol == "rr")
+        .filter(|r| r.protocol == "reflector")
         .collect())
 }
 
@@ -126,8 +129,8 @@ fn bramble_reflects_between_bird_and_gobgp_clients() {
             }
             check(
                 states.iter().all(|s| s.as_deref() == Some("Established"))
-                    && bird1.is_established("rr")?
-                    && bird2.is_established("rr")?
+                    && bird1.is_established("reflector")?
+                    && bird2.is_established("reflector")?
                     && gobgp.is_established(v4(RR))?,
                 || format!("Bramble sees {states:?}"),
             )
