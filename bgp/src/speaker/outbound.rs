@@ -87,7 +87,7 @@ impl Speaker {
 
     /// Decides what peer `idx` should hold for `prefix` given the best path.
     pub(crate) fn export_one(&mut self, idx: usize, prefix: Prefix, best: Option<&Path>) {
-        let origin = best.and_then(|p| self.origin_of(p));
+        let origin = best.and_then(|p| self.source_of(p));
         let cluster_id = self.cfg.cluster_id;
         let Some(slot) = self.peers.get_mut(idx) else {
             return;
@@ -109,9 +109,9 @@ impl Speaker {
     }
 
     /// Where `path` came from, as the export rules need it.
-    fn origin_of(&self, path: &Path) -> Option<Origin> {
+    fn source_of(&self, path: &Path) -> Option<PathSource> {
         if path.peer == LOCAL_PEER {
-            return Some(Origin {
+            return Some(PathSource {
                 source: Source::Local,
                 peer: LOCAL_PEER,
                 router_id: Ipv4Addr::UNSPECIFIED,
@@ -124,7 +124,7 @@ impl Speaker {
             .checked_sub(1)
             .and_then(|i| self.peers.get(i))
             .is_some_and(|s| s.id == path.peer && !s.ebgp && s.settings.rr_client);
-        Some(Origin {
+        Some(PathSource {
             source: if info.ibgp {
                 Source::Ibgp
             } else {
@@ -243,7 +243,7 @@ fn resend_family(
 /// The source of a best path: its kind and, for learned paths, the peer (RFC 4456 needs
 /// its router id and whether it is a client).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Origin {
+pub(crate) struct PathSource {
     source: Source,
     peer: PeerId,
     router_id: Ipv4Addr,
@@ -255,7 +255,7 @@ fn export_for(
     slot: &mut PeerSlot,
     prefix: Prefix,
     path: &Path,
-    origin: Origin,
+    origin: PathSource,
     cluster_id: Option<Ipv4Addr>,
     rib: &mut crate::rib::Rib,
 ) -> Option<Arc<RouteAttrs>> {
