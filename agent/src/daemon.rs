@@ -197,6 +197,7 @@ pub fn speaker_config(cfg: &Config) -> anyhow::Result<SpeakerConfig> {
         hold_time: cfg.bgp.hold_time,
         graceful_restart: cfg.bgp.graceful_restart,
         restart_time: cfg.bgp.restart_time,
+        cluster_id: cfg.bgp.cluster_id,
         peers: cfg
             .peers()
             .iter()
@@ -238,6 +239,7 @@ fn peer_settings(p: &Peer, pools: &[config::Pool]) -> anyhow::Result<PeerSetting
         ttl_security: p.ttl_security,
         max_prefixes: p.max_prefixes,
         max_prefixes_restart: p.max_prefixes_restart,
+        rr_client: p.rr_client,
     })
 }
 
@@ -270,29 +272,20 @@ fn pool_rule(pool: Prefix) -> PrefixRule {
     }
 }
 
-/// Settings the config accepts but `SpeakerConfig` cannot carry yet, one warning each, so
-/// none is silently ignored.
+/// Settings that have no effect as configured, one warning each, so none is silently
+/// ignored.
 pub fn unsupported_settings(cfg: &Config) -> Vec<String> {
-    let mut notes = Vec::new();
-    if let Some(id) = cfg.bgp.cluster_id {
-        notes.push(format!(
-            "bgp.cluster_id = {id} is not passed to the speaker yet: route reflection is off"
-        ));
-    }
-    for p in cfg.peers() {
-        let mut missing = Vec::new();
-        if p.rr_client {
-            missing.push("rr_client");
-        }
-        if !missing.is_empty() {
-            notes.push(format!(
-                "peer {}: {} not applied yet (the speaker does not take them)",
-                p.address,
-                missing.join(", ")
-            ));
-        }
-    }
-    notes
+    let reflector = cfg.bgp.cluster_id.is_some();
+    cfg.peers()
+        .iter()
+        .filter(|p| p.rr_client && !reflector)
+        .map(|p| {
+            format!(
+                "peer {}: rr_client has no effect without bgp.cluster_id (this node is not a route reflector)",
+                p.address
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -355,6 +348,40 @@ max_prefixes_restart = 7
         assert_eq!((p.ttl_security, p.max_prefixes), (true, Some(10)));
         assert_eq!(p.max_prefixes_restart, 7);
         assert!(unsupported_settings(&cfg).is_empty());
+    }
+
+    #[test]
+    fn route_reflection_settings_reach_the_speaker() {
+        let host = config::HostFacts::default();
+        let text = |cluster: &str| {
+            format!(
+                r#"
+[node]
+name = "n"
+router_id = "192.0.2.1"
+asn = 64512
+[bgp]
+{cluster}
+[[bgp.peers]]
+address = "192.0.2.2"
+asn = 64512
+rr_client = true
+[[bgp.peers]]
+address = "192.0.2.3"
+asn = 64512
+"#
+            )
+        };
+        let cfg = config::parse_with_host(&text(r#"cluster_id = "10.255.0.1""#), "t.toml", &host)
+            .unwrap();
+        let s = speaker_config(&cfg).unwrap();
+        assert_eq!(s.cluster_id, Some("10.255.0.1".parse().unwrap()));
+        let flags: Vec<bool> = s.peers.iter().map(|p| p.rr_client).collect();
+        assert_eq!(flags, vec![true, false]);
+        assert!(unsupported_settings(&cfg).is_empty());
+        let cfg = config::parse_with_host(&text(""), "t.toml", &host).unwrap();
+        assert_eq!(speaker_config(&cfg).unwrap().cluster_id, None);
+        assert_eq!(unsupported_settings(&cfg).len(), 1);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod fsm;
 pub mod policy;
+pub mod reflector;
 pub mod rib;
 pub mod session;
 pub mod speaker;

@@ -300,6 +300,7 @@ fn settings(address: IpAddr, asn: u32, port: u16, local: IpAddr, passive: bool) 
         ttl_security: false,
         max_prefixes: None,
         max_prefixes_restart: 60,
+        rr_client: false,
     }
 }
 
@@ -316,6 +317,7 @@ fn speaker_cfg(
         hold_time: 9,
         graceful_restart: false,
         restart_time: 120,
+        cluster_id: None,
         peers: vec![peer],
     }
 }

@@ -41,6 +41,7 @@ fn peer(address: &str, asn: u32, port: u16, local: &str, passive: bool) -> PeerS
         ttl_security: false,
         max_prefixes: None,
         max_prefixes_restart: 60,
+        rr_client: false,
     }
 }
 
@@ -57,6 +58,7 @@ fn config(
         hold_time: 9,
         graceful_restart: true,
         restart_time: 120,
+        cluster_id: None,
         peers,
     }
 }

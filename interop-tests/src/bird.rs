@@ -260,6 +260,10 @@ pub struct BirdRoute {
     pub med: Option<u32>,
     /// `BGP.local_pref`.
     pub local_pref: Option<u32>,
+    /// `BGP.originator_id` (RFC 4456).
+    pub originator_id: Option<Ipv4Addr>,
+    /// `BGP.cluster_list` (RFC 4456), first entry = the last reflector.
+    pub cluster_list: Vec<Ipv4Addr>,
 }
 
 /// A BIRD daemon running in a namespace. Killed on drop.
@@ -523,6 +527,13 @@ pub fn parse_routes(text: &str) -> Vec<BirdRoute> {
             r.med = v.trim().parse().ok();
         } else if let Some(v) = t.strip_prefix("BGP.local_pref:") {
             r.local_pref = v.trim().parse().ok();
+        } else if let Some(v) = t.strip_prefix("BGP.originator_id:") {
+            r.originator_id = v.trim().parse().ok();
+        } else if let Some(v) = t.strip_prefix("BGP.cluster_list:") {
+            r.cluster_list = v
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
         }
     }
     routes
@@ -576,6 +587,8 @@ gobgp1     BGP        ---        start  18:04:24.280  Active        Socket: Conn
             "\tvia 10.0.1.2 on eb",
             "\tBGP.as_path: 65003 65003",
             "\tBGP.next_hop: 10.0.1.2",
+            "\tBGP.originator_id: 10.0.0.2",
+            "\tBGP.cluster_list: 10.0.0.99 10.0.0.98",
         ]
         .join("\n");
         let r = parse_routes(&text);
@@ -586,5 +599,11 @@ gobgp1     BGP        ---        start  18:04:24.280  Active        Socket: Conn
         assert_eq!(r[0].med, Some(10));
         assert_eq!(r[1].as_path, vec![65003, 65003]);
         assert_eq!(r[1].via, vec!["10.0.1.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(r[0].originator_id, None);
+        assert_eq!(r[1].originator_id, Some(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(
+            r[1].cluster_list,
+            vec![Ipv4Addr::new(10, 0, 0, 99), Ipv4Addr::new(10, 0, 0, 98)]
+        );
     }
 }

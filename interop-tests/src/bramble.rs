@@ -88,6 +88,9 @@ pub struct BramblePeer {
     /// Seconds down after exceeding `max_prefixes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_prefixes_restart: Option<u32>,
+    /// A route-reflector client of this node (needs `bgp.cluster_id`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rr_client: bool,
 }
 
 impl BramblePeer {
@@ -110,6 +113,7 @@ impl BramblePeer {
             ttl_security: false,
             max_prefixes: None,
             max_prefixes_restart: None,
+            rr_client: false,
         }
     }
 }
@@ -132,6 +136,9 @@ pub struct BgpSection {
     /// `host-routes` or `aggregate`; absent = the agent's default (host-routes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise: Option<String>,
+    /// RFC 4456 cluster id: set = this node is a route reflector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<Ipv4Addr>,
     /// Peers.
     pub peers: Vec<BramblePeer>,
 }
@@ -214,6 +221,7 @@ impl BrambleConfig {
                 graceful_restart: None,
                 restart_time: None,
                 advertise: None,
+                cluster_id: None,
                 peers: Vec::new(),
             },
             fib: Some(FibSection { enabled: false }),

@@ -143,6 +143,10 @@ pub struct GobgpPath {
     pub as_path: Vec<u32>,
     /// The neighbor it came from (absent for local routes).
     pub neighbor: Option<IpAddr>,
+    /// ORIGINATOR_ID (RFC 4456, attribute type 9).
+    pub originator_id: Option<Ipv4Addr>,
+    /// CLUSTER_LIST (RFC 4456, attribute type 10).
+    pub cluster_list: Vec<Ipv4Addr>,
 }
 
 /// A `gobgpd` running in a namespace. Killed on drop.
@@ -473,6 +477,8 @@ fn parse_path(p: &Value) -> GobgpPath {
         next_hop: None,
         as_path: Vec::new(),
         neighbor: p["neighbor-ip"].as_str().and_then(|s| s.parse().ok()),
+        originator_id: None,
+        cluster_list: Vec::new(),
     };
     for a in p["attrs"].as_array().into_iter().flatten() {
         match a["type"].as_u64() {
@@ -489,6 +495,15 @@ fn parse_path(p: &Value) -> GobgpPath {
                 if let Some(nh) = a["nexthop"].as_str().and_then(|s| s.parse().ok()) {
                     path.next_hop = Some(nh);
                 }
+            }
+            Some(9) => path.originator_id = a["value"].as_str().and_then(|s| s.parse().ok()),
+            Some(10) => {
+                path.cluster_list = a["value"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().and_then(|s| s.parse().ok()))
+                    .collect();
             }
             _ => {}
         }

@@ -153,6 +153,9 @@ pub struct SpeakerConfig {
     pub hold_time: u16,
     pub graceful_restart: bool,
     pub restart_time: u16,
+    /// RFC 4456 cluster id: when set, this node is a route reflector and the peers with
+    /// `rr_client` are its clients.
+    pub cluster_id: Option<Ipv4Addr>,
     pub peers: Vec<PeerSettings>,
 }
 
@@ -183,6 +186,9 @@ pub struct PeerSettings {
     pub max_prefixes: Option<u32>,
     /// Seconds the session stays down after the limit was exceeded, then restarts.
     pub max_prefixes_restart: u32,
+    /// An iBGP peer that is a route-reflector client of this node (RFC 4456); only has an
+    /// effect when `SpeakerConfig::cluster_id` is set.
+    pub rr_client: bool,
 }
 
 /// Default [`PeerSettings::max_prefixes_restart`], seconds.

@@ -58,7 +58,13 @@ impl Speaker {
             }
             return;
         }
-        let (attrs, verdict) = import_attrs(attrs, self.cfg.asn, ebgp);
+        let (attrs, verdict) = import_attrs(
+            attrs,
+            self.cfg.asn,
+            ebgp,
+            self.cfg.router_id,
+            self.cfg.cluster_id,
+        );
         if !nlri.is_empty() {
             match attrs.next_hop {
                 Some(nh) => {

@@ -1,12 +1,13 @@
 //! Loc-RIB changes out to every peer's Adj-RIB-Out, the wire, and the FIB.
 
 use foldhash::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use crate::rib::{Path, RouteAttrs, LOCAL_PEER};
+use crate::reflector::Reflection;
+use crate::rib::{Path, PeerId, RouteAttrs, LOCAL_PEER};
 use crate::session::TrySend;
 use crate::wire::{
     encode_announcements, encode_end_of_rib, encode_withdrawals, EncodeContext, Family, MpNextHop,
@@ -86,20 +87,15 @@ impl Speaker {
 
     /// Decides what peer `idx` should hold for `prefix` given the best path.
     pub(crate) fn export_one(&mut self, idx: usize, prefix: Prefix, best: Option<&Path>) {
-        let source = best.and_then(|p| {
-            if p.peer == LOCAL_PEER {
-                Some(Source::Local)
-            } else {
-                self.rib
-                    .peer(p.peer)
-                    .map(|i| if i.ibgp { Source::Ibgp } else { Source::Ebgp })
-            }
-        });
+        let origin = best.and_then(|p| self.source_of(p));
+        let cluster_id = self.cfg.cluster_id;
         let Some(slot) = self.peers.get_mut(idx) else {
             return;
         };
-        let out = match (best, source) {
-            (Some(path), Some(source)) => export_for(slot, prefix, path, source, &mut self.rib),
+        let out = match (best, origin) {
+            (Some(path), Some(origin)) => {
+                export_for(slot, prefix, path, origin, cluster_id, &mut self.rib)
+            }
             _ => None,
         };
         let Some(session) = slot.session.as_mut() else {
@@ -110,6 +106,34 @@ impl Speaker {
             Some(attrs) => session.adj_out.set(nlri, attrs),
             None => session.adj_out.remove(nlri),
         }
+    }
+
+    /// Where `path` came from, as the export rules need it.
+    fn source_of(&self, path: &Path) -> Option<PathSource> {
+        if path.peer == LOCAL_PEER {
+            return Some(PathSource {
+                source: Source::Local,
+                peer: LOCAL_PEER,
+                router_id: Ipv4Addr::UNSPECIFIED,
+                client: false,
+            });
+        }
+        let info = self.rib.peer(path.peer)?;
+        // Peer ids are slot index + 1 (core.rs).
+        let client = (path.peer as usize)
+            .checked_sub(1)
+            .and_then(|i| self.peers.get(i))
+            .is_some_and(|s| s.id == path.peer && !s.ebgp && s.settings.rr_client);
+        Some(PathSource {
+            source: if info.ibgp {
+                Source::Ibgp
+            } else {
+                Source::Ebgp
+            },
+            peer: path.peer,
+            router_id: info.router_id,
+            client,
+        })
     }
 
     /// Encodes and sends what each Adj-RIB-Out has pending, a chunk per peer. Never waits:
@@ -216,15 +240,27 @@ fn resend_family(
     encode_end_of_rib(family, buf);
 }
 
+/// The source of a best path: its kind and, for learned paths, the peer (RFC 4456 needs
+/// its router id and whether it is a client).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PathSource {
+    source: Source,
+    peer: PeerId,
+    router_id: Ipv4Addr,
+    client: bool,
+}
+
 /// The attributes `slot`'s peer gets for `path`, or None.
 fn export_for(
     slot: &mut PeerSlot,
     prefix: Prefix,
     path: &Path,
-    source: Source,
+    origin: PathSource,
+    cluster_id: Option<Ipv4Addr>,
     rib: &mut crate::rib::Rib,
 ) -> Option<Arc<RouteAttrs>> {
-    // Never send a route back to the peer it came from.
+    // Never send a route back to the peer it came from (RFC 4456 §6: nor to the
+    // originating client).
     if path.peer == slot.id {
         return None;
     }
@@ -235,11 +271,26 @@ fn export_for(
     if !slot.settings.export.permits(&prefix, slot.ebgp) {
         return None;
     }
-    let key = (Arc::as_ptr(&path.attrs) as usize, source as u8);
+    // Route reflection applies from an iBGP peer to an iBGP peer when we have a cluster id.
+    let rr = match cluster_id {
+        Some(cluster_id) if origin.source == Source::Ibgp && !slot.ebgp => Some(Reflection {
+            cluster_id,
+            from_client: origin.client,
+            from_router_id: origin.router_id,
+            to_client: slot.settings.rr_client,
+        }),
+        _ => None,
+    };
+    let from = match rr {
+        Some(_) => (u64::from(origin.peer) << 32) | u64::from(u32::from(origin.router_id)),
+        None => 0,
+    };
+    let key = (Arc::as_ptr(&path.attrs) as usize, origin.source as u8, from);
     if let Some((_, out)) = session.cache.get(&key) {
         return out.clone();
     }
-    let out = export_attrs(&path.attrs, source, &session.target).map(|a| rib.intern(a));
+    let out = export_attrs(&path.attrs, origin.source, &session.target, rr.as_ref())
+        .map(|a| rib.intern(a));
     if session.cache.len() >= EXPORT_CACHE_MAX {
         session.cache.clear();
     }

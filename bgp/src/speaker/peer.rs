@@ -13,9 +13,10 @@ use super::api::PeerSettings;
 use super::policy_rules::Target;
 
 /// Export results cached per source attribute set and source kind, so a million routes sharing one set
-/// are transformed once. Keyed by the source `Arc`'s address; the source is held so the
-/// address cannot be reused while cached.
-pub(crate) type ExportCache = HashMap<(usize, u8), (Arc<RouteAttrs>, Option<Arc<RouteAttrs>>)>;
+/// are transformed once. Keyed by the source `Arc`'s address, the source kind and, for a
+/// reflected route, the source peer (id and router id: RFC 4456 ORIGINATOR_ID depends on
+/// it); the source is held so the address cannot be reused while cached.
+pub(crate) type ExportCache = HashMap<(usize, u8, u64), (Arc<RouteAttrs>, Option<Arc<RouteAttrs>>)>;
 
 /// Largest export cache before it is cleared (it only holds distinct attribute sets).
 pub(crate) const EXPORT_CACHE_MAX: usize = 65_536;
@@ -64,6 +65,8 @@ impl PeerSlot {
     pub fn kind(&self) -> &'static str {
         if self.ebgp {
             "ebgp"
+        } else if self.settings.rr_client {
+            "rr-client"
         } else {
             "ibgp"
         }

@@ -1,8 +1,9 @@
 //! The eBGP/iBGP rules applied on import and export (RFC 4271 §5, §9.1.3, RFC 1997).
 //! Pure functions over attributes, so they are unit-tested without sessions.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::reflector::{self, Reflection, ReflectionLoop};
 use crate::rib::RouteAttrs;
 use crate::wire::{AsPath, AsSegment, Community, PathAttrs, SegmentType};
 
@@ -15,6 +16,8 @@ pub enum ImportReject {
     Filtered,
     /// RFC 7606 treat-as-withdraw.
     Malformed,
+    /// RFC 4456 §8: ORIGINATOR_ID or CLUSTER_LIST shows the route already passed here.
+    Reflection(ReflectionLoop),
 }
 
 impl ImportReject {
@@ -23,25 +26,36 @@ impl ImportReject {
             ImportReject::AsPathLoop => "as-path loop",
             ImportReject::Filtered => "rejected by import filter",
             ImportReject::Malformed => "malformed (RFC 7606 treat-as-withdraw)",
+            ImportReject::Reflection(l) => l.as_str(),
         }
     }
 }
 
 /// Normalises attributes received from a peer: LOCAL_PREF from an eBGP peer is ignored
-/// (RFC 4271 §5.1.5); returns the loop verdict.
+/// (RFC 4271 §5.1.5), as are its ORIGINATOR_ID / CLUSTER_LIST; returns the loop verdict:
+/// AS_PATH (RFC 4271 §9.1.2), then ORIGINATOR_ID / CLUSTER_LIST on iBGP (RFC 4456 §8;
+/// `cluster_id` is ours when this node is a route reflector).
 pub fn import_attrs(
     mut attrs: PathAttrs,
     local_asn: u32,
     ebgp: bool,
+    router_id: Ipv4Addr,
+    cluster_id: Option<Ipv4Addr>,
 ) -> (PathAttrs, Option<ImportReject>) {
     if ebgp {
         attrs.local_pref = None;
+        reflector::strip_from_external(&mut attrs);
     }
     let looped = attrs
         .as_path
         .as_ref()
         .is_some_and(|p| p.segments.iter().any(|s| s.asns.contains(&local_asn)));
-    (attrs, looped.then_some(ImportReject::AsPathLoop))
+    let verdict = if looped {
+        Some(ImportReject::AsPathLoop)
+    } else {
+        reflector::import_loop(&attrs, router_id, cluster_id).map(ImportReject::Reflection)
+    };
+    (attrs, verdict)
 }
 
 /// Where a path came from, as the export rules need it.
@@ -65,8 +79,14 @@ pub struct Target {
 }
 
 /// The attributes a path is advertised with to `to`, or None when it must not be advertised
-/// there. `attrs.next_hop` unspecified (0.0.0.0 / ::) means "this node".
-pub fn export_attrs(src: &RouteAttrs, from: Source, to: &Target) -> Option<RouteAttrs> {
+/// there. `attrs.next_hop` unspecified (0.0.0.0 / ::) means "this node". `rr` is given when
+/// this node is a route reflector and the path goes from an iBGP peer to an iBGP peer.
+pub fn export_attrs(
+    src: &RouteAttrs,
+    from: Source,
+    to: &Target,
+    rr: Option<&Reflection>,
+) -> Option<RouteAttrs> {
     let a = &src.attrs;
     // RFC 1997: well-known communities.
     if a.communities.contains(&Community::NO_ADVERTISE) {
@@ -78,12 +98,16 @@ pub fn export_attrs(src: &RouteAttrs, from: Source, to: &Target) -> Option<Route
     {
         return None;
     }
-    // RFC 4271 §9.2: a route learned from an iBGP peer is not advertised to other iBGP peers
-    // (route reflection, RFC 4456, lifts this in reflector.rs).
-    if from == Source::Ibgp && !to.ebgp {
+    // RFC 4271 §9.2: a route learned from an iBGP peer is not advertised to other iBGP peers,
+    // unless this node reflects it (RFC 4456 §6).
+    let reflecting = from == Source::Ibgp && !to.ebgp;
+    if reflecting && !reflector::may_reflect(rr) {
         return None;
     }
     let mut out = a.clone();
+    if let (true, Some(rr)) = (reflecting, rr) {
+        reflector::reflect(&mut out, rr);
+    }
     let mut next_hop = src.next_hop;
     let mut link_local = src.link_local;
     if to.ebgp {
@@ -159,6 +183,8 @@ mod tests {
     use crate::wire::Origin;
     use std::net::Ipv4Addr;
 
+    const RID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
+
     fn v4(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
@@ -194,7 +220,7 @@ mod tests {
 
     #[test]
     fn ebgp_export_prepends_sets_next_hop_and_strips() {
-        let out = export_attrs(&learned(&[65001]), Source::Ebgp, &target(true)).unwrap();
+        let out = export_attrs(&learned(&[65001]), Source::Ebgp, &target(true), None).unwrap();
         assert_eq!(
             out.attrs.as_path.unwrap().segments[0].asns,
             vec![64512, 65001]
@@ -209,25 +235,25 @@ mod tests {
     fn ibgp_export_keeps_next_hop_and_sets_local_pref() {
         let mut src = learned(&[65001]);
         src.attrs.local_pref = None;
-        let out = export_attrs(&src, Source::Ebgp, &target(false)).unwrap();
+        let out = export_attrs(&src, Source::Ebgp, &target(false), None).unwrap();
         assert_eq!(out.next_hop, v4("10.0.0.1"));
         assert_eq!(out.attrs.local_pref, Some(100));
         assert_eq!(out.attrs.as_path.unwrap().segments[0].asns, vec![65001]);
         // iBGP-learned routes are not re-advertised to iBGP (RFC 4271 §9.2).
-        assert!(export_attrs(&src, Source::Ibgp, &target(false)).is_none());
-        assert!(export_attrs(&src, Source::Ibgp, &target(true)).is_some());
+        assert!(export_attrs(&src, Source::Ibgp, &target(false), None).is_none());
+        assert!(export_attrs(&src, Source::Ibgp, &target(true), None).is_some());
     }
 
     #[test]
     fn well_known_communities() {
         let mut src = learned(&[65001]);
         src.attrs.communities = vec![Community::NO_EXPORT];
-        assert!(export_attrs(&src, Source::Ebgp, &target(true)).is_none());
-        assert!(export_attrs(&src, Source::Ebgp, &target(false)).is_some());
+        assert!(export_attrs(&src, Source::Ebgp, &target(true), None).is_none());
+        assert!(export_attrs(&src, Source::Ebgp, &target(false), None).is_some());
         src.attrs.communities = vec![Community::NO_ADVERTISE];
-        assert!(export_attrs(&src, Source::Ebgp, &target(false)).is_none());
+        assert!(export_attrs(&src, Source::Ebgp, &target(false), None).is_none());
         src.attrs.communities = vec![Community::NO_EXPORT_SUBCONFED];
-        assert!(export_attrs(&src, Source::Ebgp, &target(true)).is_none());
+        assert!(export_attrs(&src, Source::Ebgp, &target(true), None).is_none());
     }
 
     #[test]
@@ -240,7 +266,7 @@ mod tests {
             next_hop: v4("0.0.0.0"),
             link_local: None,
         };
-        let out = export_attrs(&src, Source::Local, &target(false)).unwrap();
+        let out = export_attrs(&src, Source::Local, &target(false), None).unwrap();
         assert_eq!(out.next_hop, v4("10.9.9.9"));
         assert_eq!(out.attrs.as_path, Some(AsPath::default()));
         let v6 = RouteAttrs {
@@ -248,16 +274,84 @@ mod tests {
             ..src
         };
         // No IPv6 address of ours on an IPv4 session: not advertised.
-        assert!(export_attrs(&v6, Source::Local, &target(true)).is_none());
+        assert!(export_attrs(&v6, Source::Local, &target(true), None).is_none());
     }
 
     #[test]
     fn import_loop_and_local_pref() {
-        let (attrs, verdict) = import_attrs(learned(&[65001, 64512]).attrs, 64512, true);
+        let (attrs, verdict) = import_attrs(learned(&[65001, 64512]).attrs, 64512, true, RID, None);
         assert_eq!(verdict, Some(ImportReject::AsPathLoop));
         assert_eq!(attrs.local_pref, None);
-        let (attrs, verdict) = import_attrs(learned(&[65001]).attrs, 64512, false);
+        let (attrs, verdict) = import_attrs(learned(&[65001]).attrs, 64512, false, RID, None);
         assert_eq!(verdict, None);
         assert_eq!(attrs.local_pref, Some(200));
+    }
+
+    fn reflection(from_client: bool, to_client: bool) -> Reflection {
+        Reflection {
+            cluster_id: Ipv4Addr::new(10, 255, 0, 1),
+            from_client,
+            from_router_id: Ipv4Addr::new(192, 0, 2, 1),
+            to_client,
+        }
+    }
+
+    #[test]
+    fn reflected_route_keeps_next_hop_and_local_pref() {
+        let src = learned(&[65001]);
+        let rr = reflection(true, true);
+        let out = export_attrs(&src, Source::Ibgp, &target(false), Some(&rr)).unwrap();
+        assert_eq!(out.next_hop, v4("10.0.0.1"));
+        assert_eq!(out.attrs.next_hop, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(out.attrs.local_pref, Some(200));
+        assert_eq!(out.attrs.med, Some(7));
+        assert_eq!(out.attrs.as_path.unwrap().segments[0].asns, vec![65001]);
+        assert_eq!(out.attrs.originator_id, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(out.attrs.cluster_list, vec![Ipv4Addr::new(10, 255, 0, 1)]);
+        // Client to non-client too; non-client to non-client not.
+        let rr = reflection(true, false);
+        assert!(export_attrs(&src, Source::Ibgp, &target(false), Some(&rr)).is_some());
+        let rr = reflection(false, false);
+        assert!(export_attrs(&src, Source::Ibgp, &target(false), Some(&rr)).is_none());
+        // To eBGP the reflection attributes never leave the AS.
+        let mut reflected = src.clone();
+        reflected.attrs.originator_id = Some(Ipv4Addr::new(192, 0, 2, 1));
+        reflected.attrs.cluster_list = vec![Ipv4Addr::new(10, 255, 0, 1)];
+        let out = export_attrs(&reflected, Source::Ibgp, &target(true), None).unwrap();
+        assert_eq!(out.attrs.originator_id, None);
+        assert!(out.attrs.cluster_list.is_empty());
+    }
+
+    #[test]
+    fn ebgp_routes_routes_are_not_reflected() {
+        let src = learned(&[65001]);
+        let rr = reflection(false, false);
+        let out = export_attrs(&src, Source::Ebgp, &target(false), Some(&rr)).unwrap();
+        assert_eq!(out.attrs.originator_id, None);
+        assert!(out.attrs.cluster_list.is_empty());
+    }
+
+    #[test]
+    fn import_reflection_loops() {
+        let mut a = learned(&[65001]).attrs;
+        a.originator_id = Some(RID);
+        let (_, verdict) = import_attrs(a.clone(), 64512, false, RID, None);
+        assert_eq!(
+            verdict,
+            Some(ImportReject::Reflection(ReflectionLoop::OriginatorId))
+        );
+        a.originator_id = Some(Ipv4Addr::new(192, 0, 2, 1));
+        a.cluster_list = vec![Ipv4Addr::new(10, 255, 0, 1)];
+        let (_, verdict) = import_attrs(a.clone(), 64512, false, RID, None);
+        assert_eq!(verdict, None);
+        let cluster = Some(Ipv4Addr::new(10, 255, 0, 1));
+        let (_, verdict) = import_attrs(a.clone(), 64512, false, RID, cluster);
+        assert_eq!(verdict.map(|v| v.as_str()), Some("cluster-list loop"));
+        // From eBGP the attributes are discarded, so no loop is seen.
+        a.originator_id = Some(RID);
+        let (attrs, verdict) = import_attrs(a, 64512, true, RID, cluster);
+        assert_eq!(verdict, None);
+        assert_eq!(attrs.originator_id, None);
+        assert!(attrs.cluster_list.is_empty());
     }
 }
