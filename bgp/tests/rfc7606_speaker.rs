@@ -576,11 +576,6 @@ async fn duplicate_attribute_keeps_the_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: a LOCAL_PREF of length 3 from an eBGP peer is treat-as-withdraw (the route \
-            is withdrawn), but RFC 7606 §7.5 says LOCAL_PREF from an external neighbor is \
-            attribute discard: wire/attribute.rs decode_simple/malformed_action apply §7.5's \
-            iBGP rule to every session; the eBGP drop in policy_rules.rs import_attrs comes \
-            after the decoder has already flagged the UPDATE"]
 async fn local_pref_bad_length_from_ebgp_is_discarded() {
     // RFC 7606 §7.5: LOCAL_PREF from an external neighbor SHALL be discarded using
     // attribute discard, whatever its length.

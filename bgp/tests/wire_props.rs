@@ -202,6 +202,7 @@ fn contexts(four: bool, add_path: bool) -> (EncodeContext, DecodeContext) {
             extended_message: true,
             add_path_rx: families,
             extended_next_hop: vec![],
+            external: false,
         },
     )
 }

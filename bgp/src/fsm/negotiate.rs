@@ -190,6 +190,7 @@ pub(crate) fn negotiate(cfg: &FsmConfig, open: &Open) -> Negotiated {
             extended_message,
             add_path_rx,
             extended_next_hop,
+            external: cfg.local_asn != cfg.remote_asn,
         },
         encode: EncodeContext {
             four_octet_as,

@@ -164,7 +164,7 @@ pub(crate) fn decode_attrs(
                     attr: whole.to_vec(),
                 });
             }
-            malformed(&mut d, code);
+            malformed(&mut d, code, ctx);
             continue;
         }
         let ok = match code {
@@ -196,7 +196,7 @@ pub(crate) fn decode_attrs(
             _ => decode_simple(code, value, ctx, &mut d.attrs),
         };
         if !ok {
-            malformed(&mut d, code);
+            malformed(&mut d, code, ctx);
         }
     }
     if !ctx.four_octet_as {
@@ -213,8 +213,15 @@ fn mp_error(code: u8, reason: &'static str, whole: &[u8]) -> UpdateError {
     }
 }
 
-fn malformed(d: &mut DecodedAttrs, code: u8) {
-    match malformed_action(code) {
+fn malformed(d: &mut DecodedAttrs, code: u8, ctx: &DecodeContext) {
+    // RFC 7606 §7.5: LOCAL_PREF from an external peer is discarded whatever its form (it is
+    // ignored there anyway, RFC 4271 §5.1.5); from an internal peer it is treat-as-withdraw.
+    let action = if code == LOCAL_PREF && ctx.external {
+        ErrorAction::AttributeDiscard
+    } else {
+        malformed_action(code)
+    };
+    match action {
         ErrorAction::AttributeDiscard => {
             tracing::debug!(type_code = code, "RFC 7606 attribute discard");
             d.discarded.push(code);

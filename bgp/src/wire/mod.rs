@@ -325,6 +325,8 @@ pub struct DecodeContext {
     pub add_path_rx: Vec<Family>,
     /// RFC 8950: families whose NLRI may carry a next hop of another AFI.
     pub extended_next_hop: Vec<(Family, Afi)>,
+    /// The peer is external (eBGP): some RFC 7606 actions differ (§7.5).
+    pub external: bool,
 }
 
 /// What both OPENs agreed on, as the encoder needs it.
