@@ -4,11 +4,14 @@
 //! accepted without the attribute) or session reset (the NOTIFICATION code/subcode of
 //! `bgp/src/wire/error.rs`) — and that the speaker keeps serving afterwards.
 
+mod common;
+
+use common::{allow_all, free_port, loc, wait_for};
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bgp::policy::{Filter, PrefixRule};
-use bgp::speaker::{spawn, PeerSettings, RouteEntry, SpeakerConfig, SpeakerHandle, TableKind};
+use bgp::speaker::{spawn, PeerSettings, RouteEntry, SpeakerConfig, SpeakerHandle};
 use bgp::wire::{Family, Prefix};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -18,22 +21,6 @@ const EBGP_AS: u32 = 65002;
 const RAW_ADDR: &str = "127.0.0.2";
 
 // ----- speaker set-up (shapes as in tests/speaker.rs) -----
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-fn allow_all() -> Filter {
-    Filter {
-        rules: Some(vec![
-            "0.0.0.0/0 le 32".parse::<PrefixRule>().unwrap(),
-            "::/0 le 128".parse().unwrap(),
-        ]),
-    }
-}
 
 fn peer(asn: u32, port: u16) -> PeerSettings {
     PeerSettings {
@@ -71,26 +58,8 @@ fn config(listen: SocketAddr, peers: Vec<PeerSettings>) -> SpeakerConfig {
     }
 }
 
-async fn wait_for<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 async fn state(h: &SpeakerHandle) -> String {
     h.status().await.unwrap()[0].state.clone()
-}
-
-async fn loc(h: &SpeakerHandle) -> Vec<RouteEntry> {
-    h.routes(TableKind::Loc, None).await.unwrap().unwrap()
 }
 
 async fn route(h: &SpeakerHandle, prefix: &str) -> Option<RouteEntry> {
