@@ -31,6 +31,8 @@ struct Restarting {
     /// The session went down in this very event batch: the next `Down` event's reason
     /// decides whether graceful restart applies at all.
     judging: bool,
+    /// The peer's Restart Time (seconds), for the status line.
+    restart_time: u16,
     /// Both sides advertised the RFC 8538 N bit on the session that went down.
     n_bit: bool,
 }
@@ -149,6 +151,7 @@ impl Speaker {
                 stale,
                 deadline: Instant::now() + restart,
                 judging: true,
+                restart_time: cap.restart_time,
                 n_bit: ADVERTISE_N_BIT && cap.notification,
             },
         );
@@ -166,13 +169,10 @@ impl Speaker {
             self.end_restart(id);
             return None;
         }
-        let left = r
-            .deadline
-            .saturating_duration_since(Instant::now())
-            .as_secs();
         Some(format!(
-            "graceful restart: {} routes kept as stale for {left} s; {reason}",
-            r.stale.len()
+            "graceful restart: {} routes kept as stale for {} s; {reason}",
+            r.stale.len(),
+            r.restart_time
         ))
     }
 
