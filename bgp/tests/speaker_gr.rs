@@ -92,7 +92,7 @@ fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
 
 /// OPEN with IPv4/IPv6 unicast, 4-octet AS and, if `gr` is given, the Graceful Restart
 /// capability (RFC 4724 §3) for IPv4 unicast: (restart state bit, forwarding state bit).
-fn open(gr: Option<(bool, bool, u16)>) -> Vec<u8> {
+fn open(gr: Option<(bool, bool, u16)>, hold: u16) -> Vec<u8> {
     let mut cap = vec![1, 4, 0, 1, 0, 1, 1, 4, 0, 2, 0, 1, 65, 4];
     cap.extend_from_slice(&RAW_AS.to_be_bytes());
     if let Some((restarting, forwarding, time)) = gr {
@@ -103,7 +103,7 @@ fn open(gr: Option<(bool, bool, u16)>) -> Vec<u8> {
     }
     let mut body = vec![4];
     body.extend_from_slice(&u16::try_from(RAW_AS).unwrap().to_be_bytes());
-    body.extend_from_slice(&90u16.to_be_bytes());
+    body.extend_from_slice(&hold.to_be_bytes());
     body.extend_from_slice(&[10, 255, 0, 2]);
     body.push(u8::try_from(cap.len() + 2).unwrap());
     body.push(2);
@@ -148,9 +148,14 @@ impl Raw {
     /// Connects (retrying while the speaker's FSM is not yet accepting) and completes the
     /// OPEN / KEEPALIVE exchange.
     async fn up(port: u16, gr: Option<(bool, bool, u16)>) -> Raw {
+        Raw::up_with_hold(port, gr, 90).await
+    }
+
+    /// As [`Raw::up`] with the given Hold Time in the OPEN.
+    async fn up_with_hold(port: u16, gr: Option<(bool, bool, u16)>, hold: u16) -> Raw {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok(raw) = Raw::try_up(port, gr).await {
+            if let Ok(raw) = Raw::try_up(port, gr, hold).await {
                 return raw;
             }
             assert!(
@@ -161,7 +166,7 @@ impl Raw {
         }
     }
 
-    async fn try_up(port: u16, gr: Option<(bool, bool, u16)>) -> Result<Raw, String> {
+    async fn try_up(port: u16, gr: Option<(bool, bool, u16)>, hold: u16) -> Result<Raw, String> {
         let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
         sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
         sock.bind(format!("{RAW_ADDR}:0").parse().unwrap())
@@ -171,7 +176,7 @@ impl Raw {
             .await
             .map_err(|e| e.to_string())?;
         let mut raw = Raw { s };
-        raw.send(&open(gr)).await;
+        raw.send(&open(gr, hold)).await;
         match raw.read(Duration::from_secs(3)).await {
             Some((1, _)) => {}
             other => return Err(format!("expected OPEN, got {other:?}")),
@@ -337,5 +342,29 @@ async fn without_the_capability_routes_go_at_once() {
     })
     .await;
     assert!(dropped.elapsed() < Duration::from_secs(2));
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn hold_timer_expiry_keeps_the_routes() {
+    let (h, port) = speaker().await;
+    // Hold Time 3 s, and the raw peer never sends another KEEPALIVE.
+    let mut raw = Raw::up_with_hold(port, Some((false, true, RESTART_LONG)), 3).await;
+    raw.announce_both(&h).await;
+    wait_for("hold timer expiry", || async {
+        h.status().await.unwrap()[0].state != "Established"
+    })
+    .await;
+    wait_for("routes marked stale", || async {
+        is_stale(&h, P1).await && is_stale(&h, P2).await
+    })
+    .await;
+    let i = info(&h).await;
+    assert!(i.contains("Hold Timer Expired"), "status info: {i}");
+    assert!(
+        i.contains("graceful restart: 2 routes kept as stale"),
+        "status info: {i}"
+    );
+    drop(raw);
     h.shutdown().await.unwrap();
 }
