@@ -278,6 +278,16 @@ impl Bird {
     /// Write `cfg` to `dir/bird.conf` and start `bird -f` in `ns` with its control socket in
     /// `dir`; return once `birdc` answers.
     pub fn start(ns: &Netns, dir: &Path, cfg: &BirdConfig) -> Result<Self> {
+        Self::start_with(ns, dir, cfg, &[])
+    }
+
+    /// As [`Bird::start`], after a crash: `bird -R` (graceful restart recovery), so BIRD
+    /// comes back with the Restart State and Forwarding State bits set (RFC 4724 §3).
+    pub fn start_recovering(ns: &Netns, dir: &Path, cfg: &BirdConfig) -> Result<Self> {
+        Self::start_with(ns, dir, cfg, &["-R"])
+    }
+
+    fn start_with(ns: &Netns, dir: &Path, cfg: &BirdConfig, extra: &[&str]) -> Result<Self> {
         let config_path = dir.join("bird.conf");
         let socket = dir.join("bird.ctl");
         let pidfile = dir.join("bird.pid");
@@ -291,6 +301,9 @@ impl Bird {
             "-P".as_ref(),
             pidfile.as_os_str(),
         ];
+        let args = args
+            .into_iter()
+            .chain(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
         let child = ns.spawn("bird", args, "bird", dir)?;
         let mut bird = Bird {
             config_path,

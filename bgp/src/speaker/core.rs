@@ -33,6 +33,8 @@ pub(crate) struct Speaker {
     pub fib: Option<Box<dyn FibSink>>,
     /// Maximum-prefix warnings given and hold-downs running.
     pub limits: super::inbound::PrefixLimits,
+    /// Peers restarting gracefully and their stale routes (RFC 4724 helper).
+    pub graceful: super::graceful::GracefulHelper,
     _listener: Option<Listener>,
     /// Keeps the event channel open when no peer is configured (peers can come later).
     _events: mpsc::Sender<(u32, SessionEvent)>,
@@ -70,6 +72,7 @@ impl Speaker {
             dirty: HashSet::default(),
             fib,
             limits: Default::default(),
+            graceful: Default::default(),
             _listener: listener,
             _events: ev_tx,
         };
@@ -86,6 +89,7 @@ impl Speaker {
         loop {
             let busy = self.has_pending_out();
             let stalled = self.has_stash();
+            let gr_deadline = self.graceful.next_deadline();
             tokio::select! {
                 biased;
                 req = requests.recv() => match req {
@@ -114,6 +118,10 @@ impl Speaker {
                 _ = sweep.tick() => {
                     self.rib.sweep_attrs();
                 }
+                // A restarting peer's restart time (or End-of-RIB wait) ran out.
+                _ = sleep_until_opt(gr_deadline), if gr_deadline.is_some() => {
+                    self.gr_expire(tokio::time::Instant::now());
+                }
                 _ = std::future::ready(()), if busy => {}
                 // A peer's write queue was full: look again shortly.
                 _ = tokio::time::sleep(Duration::from_millis(5)), if stalled => {}
@@ -134,7 +142,7 @@ impl Speaker {
                 slot.state = to;
                 slot.since = now_secs();
                 if from == State::Established && to != State::Established {
-                    self.session_down(idx);
+                    self.session_lost(idx);
                 }
             }
             SessionEvent::Established(neg) => self.session_up(idx, neg),
@@ -143,10 +151,13 @@ impl Speaker {
             SessionEvent::Down { reason } => {
                 tracing::info!(peer = %self.peers[idx].address(), %reason, "session down");
                 // During a max-prefix hold-down the status keeps saying why.
+                let gr = self.judge_down(idx, &reason);
                 if !self.limits.holding_down(self.peers[idx].id) {
-                    self.peers[idx].info = reason;
+                    self.peers[idx].info = gr.unwrap_or(reason);
                 }
-                self.session_down(idx);
+                if self.peers[idx].session.is_some() {
+                    self.session_lost(idx);
+                }
             }
         }
     }
@@ -175,8 +186,16 @@ impl Speaker {
         };
         self.limits.session_up(slot.id);
         if let Err(e) = self.rib.register_peer(info) {
-            tracing::error!(peer = %slot.address(), "cannot register peer: {e}");
+            // A restarting peer whose identity changed: its stale routes cannot stay.
+            let id = slot.id;
+            self.end_restart(id);
+            self.dirty.extend(self.rib.remove_peer(id));
+            if self.rib.register_peer(info).is_err() {
+                tracing::error!(peer = %self.peers[idx].address(), "cannot register peer: {e}");
+            }
         }
+        let gr_note = self.gr_session_up(idx, &neg);
+        let slot = &mut self.peers[idx];
         slot.info = format!(
             "hold {}s, families {}",
             neg.hold_time,
@@ -186,6 +205,9 @@ impl Speaker {
                 .collect::<Vec<_>>()
                 .join(",")
         );
+        if let Some(note) = gr_note {
+            slot.info = format!("{}; {note}", slot.info);
+        }
         let target = Target {
             ebgp: slot.ebgp,
             local_asn: self.cfg.asn,
@@ -204,12 +226,14 @@ impl Speaker {
         self.initial_dump(idx, &families);
     }
 
+    /// The session of peer `idx` is gone and its routes with it (no graceful restart).
     pub(crate) fn session_down(&mut self, idx: usize) {
         let slot = &mut self.peers[idx];
         if slot.session.take().is_none() {
             return;
         }
         let id = slot.id;
+        self.end_restart(id);
         self.dirty.extend(self.rib.remove_peer(id));
     }
 
@@ -294,6 +318,14 @@ impl Speaker {
     }
 }
 
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for every future (a tiny join_all, to avoid a dependency for one call).
 async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
     let mut set = Vec::new();
@@ -324,11 +356,11 @@ fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> PeerConfig 
     caps.push(Capability::FourOctetAs(cfg.asn));
     caps.push(Capability::ExtendedMessage);
     if cfg.graceful_restart {
-        // RFC 4724 §3: advertised; the restarting/helper behaviour comes with the graceful
-        // restart work (forwarding state is not claimed yet).
+        // RFC 4724 §3: advertised; we act as helper (speaker/graceful.rs) but claim no
+        // preserved forwarding state of our own.
         caps.push(Capability::GracefulRestart(GracefulRestartCap {
             restart_state: false,
-            notification: false,
+            notification: super::graceful::ADVERTISE_N_BIT,
             restart_time: cfg.restart_time.min(4095),
             families: p.families.iter().map(|f| (*f, false)).collect(),
         }));

@@ -25,6 +25,7 @@ impl Speaker {
         let ebgp = slot.ebgp;
         if let Some(family) = update.end_of_rib() {
             tracing::debug!(peer = %slot.address(), ?family, "End-of-RIB received");
+            self.gr_end_of_rib(id, family);
             return;
         }
         if !update.discarded.is_empty() {
@@ -146,6 +147,7 @@ impl Speaker {
     ) {
         let attrs = self.rib.intern(ra);
         for n in nlri {
+            self.graceful.refreshed(id, n);
             let reject = verdict.or_else(|| {
                 let slot = &self.peers[idx];
                 (!slot.settings.import.permits(&n.prefix, slot.ebgp))
@@ -166,6 +168,7 @@ impl Speaker {
     }
 
     fn withdraw(&mut self, id: PeerId, n: Nlri) {
+        self.graceful.refreshed(id, &n);
         if self.rib.withdraw(id, n) {
             self.dirty.insert(n.prefix);
         }

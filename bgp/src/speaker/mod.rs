@@ -4,6 +4,7 @@
 
 mod api;
 mod core;
+mod graceful;
 mod inbound;
 mod outbound;
 mod peer;

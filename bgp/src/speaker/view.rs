@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use crate::rib::{RouteAttrs, LOCAL_PEER};
-use crate::wire::{Origin, Prefix, SegmentType};
+use crate::wire::{Nlri, Origin, Prefix, SegmentType};
 
 use super::api::{PeerStatus, RouteEntry, TableKind};
 use super::core::Speaker;
@@ -61,6 +61,14 @@ impl Speaker {
                         e.best = r.best;
                         // A one-path "set" is not multipath.
                         e.ecmp = r.ecmp && self.rib.ecmp(&r.prefix).len() > 1;
+                        let nlri = Nlri {
+                            prefix: r.prefix,
+                            path_id: r.path.path_id,
+                        };
+                        if self.graceful.is_stale(r.path.peer, &nlri) {
+                            // RFC 4724 §4.2: kept from a restarting peer's last session.
+                            e.note = Some("stale".into());
+                        }
                         e
                     })
                     .collect::<Vec<_>>(),
@@ -74,7 +82,11 @@ impl Speaker {
                 {
                     for r in self.rib.adj_in(p.id) {
                         let mut e = entry(r.nlri.prefix, r.attrs, Some(p.address()));
-                        e.note = r.rejected.map(str::to_string);
+                        e.note = r.rejected.map(str::to_string).or_else(|| {
+                            self.graceful
+                                .is_stale(p.id, &r.nlri)
+                                .then(|| "stale".to_string())
+                        });
                         out.push(e);
                     }
                 }

@@ -1,0 +1,316 @@
+//! Graceful restart, helper side (RFC 4724 §4.2, RFC 8538): when a peer that negotiated
+//! the capability loses its session, its routes stay in the Loc-RIB (and so in the FIB),
+//! marked stale, until it comes back and sends End-of-RIB or its restart time runs out.
+
+use foldhash::{HashMap, HashSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::fsm::Negotiated;
+use crate::rib::PeerId;
+use crate::wire::{cease_subcode, Family, GracefulRestartCap, Nlri, Prefix};
+
+use super::core::{family_name, Speaker};
+
+/// Whether we advertise the RFC 8538 N bit. We do not (yet) send Cease / Hard Reset for an
+/// operator's shutdown, so a NOTIFICATION always ends graceful restart on our sessions.
+pub(crate) const ADVERTISE_N_BIT: bool = false;
+
+/// Upper bound on the wait for End-of-RIB once the peer is back (RFC 4724 §4.2 lets the
+/// helper pick one; 360 s is the common "stale path time").
+const STALE_PATH_TIME: Duration = Duration::from_secs(360);
+
+/// One restarting peer.
+struct Restarting {
+    /// The (prefix, path id) pairs the peer held when its session went down and has not
+    /// re-announced since.
+    stale: HashSet<Nlri>,
+    /// When the stale routes go if nothing else removes them first.
+    deadline: Instant,
+    /// The session went down in this very event batch: the next `Down` event's reason
+    /// decides whether graceful restart applies at all.
+    judging: bool,
+    /// The peer's Restart Time (seconds), for the status line.
+    restart_time: u16,
+    /// Both sides advertised the RFC 8538 N bit on the session that went down.
+    n_bit: bool,
+}
+
+/// Graceful-restart helper state of every peer.
+#[derive(Default)]
+pub(crate) struct GracefulHelper {
+    peers: HashMap<PeerId, Restarting>,
+}
+
+impl GracefulHelper {
+    /// The earliest deadline of any restarting peer.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.peers.values().map(|r| r.deadline).min()
+    }
+
+    /// Whether `nlri` from `peer` is a stale path.
+    pub(crate) fn is_stale(&self, peer: PeerId, nlri: &Nlri) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|r| r.stale.contains(nlri))
+    }
+
+    /// The peer re-announced or withdrew `nlri`: it is no longer stale (RFC 4724 §4.2).
+    pub(crate) fn refreshed(&mut self, peer: PeerId, nlri: &Nlri) {
+        if let Some(r) = self.peers.get_mut(&peer) {
+            r.stale.remove(nlri);
+        }
+    }
+}
+
+/// Whether a session that ended for `reason` (the session task's `Down` reason) leaves the
+/// peer's routes in place. `n_bit`: both sides advertised the RFC 8538 N bit.
+pub(crate) fn keeps_routes(reason: &str, n_bit: bool) -> bool {
+    if !reason.contains("NOTIFICATION") {
+        // A TCP reset or close: the case RFC 4724 §4.2 is about.
+        return true;
+    }
+    // The peer went silent: the same as a lost connection for graceful restart.
+    if reason.starts_with("sent NOTIFICATION: Hold Timer Expired") {
+        return true;
+    }
+    // RFC 8538 §3: with the N bit every NOTIFICATION but Cease / Hard Reset keeps the
+    // routes; without it (RFC 4724) a NOTIFICATION ends graceful restart.
+    n_bit && !reason.contains(&format!("Cease / {}", hard_reset_name()))
+}
+
+fn hard_reset_name() -> &'static str {
+    crate::wire::Notification::cease(cease_subcode::HARD_RESET)
+        .subcode_name()
+        .unwrap_or("Hard Reset")
+}
+
+fn family_of(prefix: &Prefix) -> Family {
+    match prefix {
+        Prefix::V4(_) => Family::IPV4_UNICAST,
+        Prefix::V6(_) => Family::IPV6_UNICAST,
+    }
+}
+
+/// The peer's capability, if graceful restart was negotiated on this session.
+fn peer_cap(neg: &Negotiated) -> Option<&GracefulRestartCap> {
+    neg.graceful_restart.as_ref()
+}
+
+impl Speaker {
+    /// The Established session of peer `idx` just ended (before the reason is known). With
+    /// graceful restart negotiated, the peer's routes of the families in its capability stay,
+    /// marked stale, for its restart time; everything else goes now.
+    pub(crate) fn session_lost(&mut self, idx: usize) {
+        let Some(slot) = self.peers.get_mut(idx) else {
+            return;
+        };
+        let id = slot.id;
+        let cap = slot
+            .session
+            .as_ref()
+            .and_then(|s| peer_cap(&s.negotiated))
+            .filter(|_| self.cfg.graceful_restart)
+            .cloned();
+        let Some(cap) = cap else {
+            self.session_down(idx);
+            return;
+        };
+        slot.session = None;
+        // RFC 4724 §4.2: routes of families absent from the capability are deleted.
+        let mut stale = HashSet::default();
+        let mut gone = Vec::new();
+        for r in self.rib.adj_in(id) {
+            if cap
+                .families
+                .iter()
+                .any(|(f, _)| *f == family_of(&r.nlri.prefix))
+            {
+                stale.insert(r.nlri);
+            } else {
+                gone.push(r.nlri);
+            }
+        }
+        for n in gone {
+            if self.rib.withdraw(id, n) {
+                self.dirty.insert(n.prefix);
+            }
+        }
+        let restart = Duration::from_secs(u64::from(cap.restart_time));
+        tracing::info!(peer = %slot.address(), stale = stale.len(), restart_time = cap.restart_time,
+            "graceful restart: keeping the peer's routes as stale");
+        slot.info = format!(
+            "graceful restart: {} routes kept as stale for {} s",
+            stale.len(),
+            cap.restart_time
+        );
+        self.graceful.peers.insert(
+            id,
+            Restarting {
+                stale,
+                deadline: Instant::now() + restart,
+                judging: true,
+                restart_time: cap.restart_time,
+                n_bit: ADVERTISE_N_BIT && cap.notification,
+            },
+        );
+    }
+
+    /// The `Down` event that follows a lost session: a NOTIFICATION may end graceful restart
+    /// (RFC 8538 §3). Returns the status line to show, if graceful restart goes on.
+    pub(crate) fn judge_down(&mut self, idx: usize, reason: &str) -> Option<String> {
+        let id = self.peers.get(idx)?.id;
+        let r = self.graceful.peers.get_mut(&id)?;
+        let judging = std::mem::replace(&mut r.judging, false);
+        if judging && !keeps_routes(reason, r.n_bit) {
+            tracing::info!(peer = %self.peers[idx].address(), %reason,
+                "graceful restart does not apply: dropping the peer's routes");
+            self.end_restart(id);
+            return None;
+        }
+        Some(format!(
+            "graceful restart: {} routes kept as stale for {} s; {reason}",
+            r.stale.len(),
+            r.restart_time
+        ))
+    }
+
+    /// The restarting peer is back (RFC 4724 §4.2): stale routes of families its new
+    /// capability lacks, or claims no preserved forwarding state for, go now; the rest wait
+    /// for End-of-RIB. Returns a note for the status line.
+    pub(crate) fn gr_session_up(&mut self, idx: usize, neg: &Negotiated) -> Option<String> {
+        let id = self.peers.get(idx)?.id;
+        let r = self.graceful.peers.get_mut(&id)?;
+        r.judging = false;
+        let cap = peer_cap(neg);
+        let keep =
+            |f: Family| cap.is_some_and(|c| c.families.iter().any(|&(cf, fwd)| cf == f && fwd));
+        let drop: Vec<Nlri> = r
+            .stale
+            .iter()
+            .filter(|n| !keep(family_of(&n.prefix)))
+            .copied()
+            .collect();
+        for n in &drop {
+            r.stale.remove(n);
+        }
+        r.deadline = Instant::now() + STALE_PATH_TIME;
+        let left = r.stale.len();
+        if !drop.is_empty() {
+            tracing::info!(peer = %self.peers[idx].address(), dropped = drop.len(),
+                "graceful restart: forwarding state not preserved, dropping stale routes");
+        }
+        for n in drop {
+            if self.rib.withdraw(id, n) {
+                self.dirty.insert(n.prefix);
+            }
+        }
+        if left == 0 {
+            self.graceful.peers.remove(&id);
+            return None;
+        }
+        Some(format!(
+            "graceful restart: {left} stale routes await End-of-RIB"
+        ))
+    }
+
+    /// End-of-RIB for `family` from a peer: its stale routes of that family that were not
+    /// re-announced go (RFC 4724 §4.2).
+    pub(crate) fn gr_end_of_rib(&mut self, id: PeerId, family: Family) {
+        let Some(r) = self.graceful.peers.get_mut(&id) else {
+            return;
+        };
+        let gone: Vec<Nlri> = r
+            .stale
+            .iter()
+            .filter(|n| family_of(&n.prefix) == family)
+            .copied()
+            .collect();
+        for n in &gone {
+            r.stale.remove(n);
+        }
+        if r.stale.is_empty() {
+            self.graceful.peers.remove(&id);
+        }
+        tracing::info!(
+            peer = id,
+            family = family_name(family),
+            removed = gone.len(),
+            "graceful restart: End-of-RIB, stale routes removed"
+        );
+        for n in gone {
+            if self.rib.withdraw(id, n) {
+                self.dirty.insert(n.prefix);
+            }
+        }
+    }
+
+    /// Removes the stale routes of every peer whose deadline has passed.
+    pub(crate) fn gr_expire(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .graceful
+            .peers
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            tracing::info!(
+                peer = id,
+                "graceful restart: timer expired, removing stale routes"
+            );
+            self.end_restart(id);
+            if let Some(slot) = self.peers.iter_mut().find(|p| p.id == id) {
+                if slot.session.is_none() {
+                    slot.info =
+                        "graceful restart: restart time expired, stale routes removed".into();
+                }
+            }
+        }
+    }
+
+    /// Drops every stale route of `id` and forgets its restart.
+    pub(crate) fn end_restart(&mut self, id: PeerId) {
+        let Some(r) = self.graceful.peers.remove(&id) else {
+            return;
+        };
+        for n in r.stale {
+            if self.rib.withdraw(id, n) {
+                self.dirty.insert(n.prefix);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_endings_keep_routes() {
+        assert!(keeps_routes("connection closed by peer", false));
+        assert!(keeps_routes("connection failed", false));
+        assert!(keeps_routes("sent NOTIFICATION: Hold Timer Expired", false));
+        assert!(!keeps_routes(
+            "received NOTIFICATION: Cease / Administrative Shutdown",
+            false
+        ));
+        assert!(keeps_routes(
+            "received NOTIFICATION: Cease / Administrative Shutdown",
+            true
+        ));
+        assert!(!keeps_routes(
+            "received NOTIFICATION: Cease / Hard Reset",
+            true
+        ));
+        assert!(!keeps_routes(
+            "sent NOTIFICATION: UPDATE Message Error",
+            false
+        ));
+        assert!(keeps_routes(
+            "sent NOTIFICATION: UPDATE Message Error",
+            true
+        ));
+    }
+}
