@@ -8,6 +8,9 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 [[ -x /usr/lib/cni/ptp ]] || need+=(containernetworking-plugins)
 command -v sysctl >/dev/null || need+=(procps)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v cc >/dev/null || need+=(build-essential)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if ((${#need[@]})) || [[ "${BRAMBLE_APT_UPDATE:-}" == 1 ]]; then
@@ -18,7 +21,10 @@ if ((${#need[@]})) || [[ "${BRAMBLE_APT_UPDATE:-}" == 1 ]]; then
     fi
 fi
 # Debian's bird2 package may start a system BIRD; Bramble's tests run their own, in namespaces.
-if command -v systemctl >/dev/null && systemctl is-active --quiet bird 2>/dev/null; then
-    systemctl stop bird || true
-fi
+# Likewise etcd: the tests start their own members.
+for unit in bird etcd; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then
+        systemctl stop "$unit" || true
+    fi
+done
 command -v cargo >/dev/null || { echo "deps.sh: cargo (Rust toolchain) is required" >&2; exit 1; }
