@@ -81,6 +81,10 @@ pub enum Request {
     },
     Announce(Vec<Announce>, oneshot::Sender<Result<usize, String>>),
     Withdraw(Vec<Prefix>, oneshot::Sender<Result<usize, String>>),
+    /// Start a session with a new neighbour (Err when the address is taken).
+    AddPeer(Box<PeerSettings>, oneshot::Sender<Result<(), String>>),
+    /// Stop and forget a neighbour and its routes; replies whether it existed.
+    RemovePeer(IpAddr, oneshot::Sender<bool>),
     /// Send Cease to every peer and stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -135,6 +139,20 @@ impl SpeakerHandle {
         prefixes: Vec<Prefix>,
     ) -> Result<Result<usize, String>, SpeakerGone> {
         self.ask(|reply| Request::Withdraw(prefixes, reply)).await
+    }
+
+    /// Adds a neighbour while the speaker runs (the mesh, config reload).
+    pub async fn add_peer(
+        &self,
+        settings: PeerSettings,
+    ) -> Result<Result<(), String>, SpeakerGone> {
+        self.ask(|reply| Request::AddPeer(Box::new(settings), reply))
+            .await
+    }
+
+    /// Removes a neighbour: Cease / Peer De-configured, its routes withdrawn at once.
+    pub async fn remove_peer(&self, address: IpAddr) -> Result<bool, SpeakerGone> {
+        self.ask(|reply| Request::RemovePeer(address, reply)).await
     }
 
     pub async fn shutdown(&self) -> Result<(), SpeakerGone> {

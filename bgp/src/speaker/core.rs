@@ -1,13 +1,13 @@
 //! The speaker task: start-up, the event loop, and control requests.
 
-use foldhash::HashSet;
+use foldhash::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::fsm::State;
-use crate::rib::{PeerInfo, Rib, RouteAttrs, LOCAL_PEER};
+use crate::rib::{PeerId, PeerInfo, Rib, RouteAttrs, LOCAL_PEER};
 use crate::session::{self, Listener, PeerConfig, SessionEvent};
 use crate::wire::{
     AsPath, Capability, Community, Family, GracefulRestartCap, Nlri, Notification, Origin,
@@ -35,9 +35,13 @@ pub(crate) struct Speaker {
     pub limits: super::inbound::PrefixLimits,
     /// Peers restarting gracefully and their stale routes (RFC 4724 helper).
     pub graceful: super::graceful::GracefulHelper,
-    _listener: Option<Listener>,
-    /// Keeps the event channel open when no peer is configured (peers can come later).
-    _events: mpsc::Sender<(u32, SessionEvent)>,
+    pub listener: Option<Listener>,
+    /// Handed to new sessions; also keeps the event channel open when no peer is configured.
+    pub events: mpsc::Sender<(u32, SessionEvent)>,
+    /// Peer id → index in `peers`.
+    pub index: HashMap<PeerId, usize>,
+    /// The id the next added peer gets (ids are never reused).
+    pub next_peer_id: PeerId,
 }
 
 impl Speaker {
@@ -65,7 +69,8 @@ impl Speaker {
             }
             peers.push(PeerSlot::new(id, settings.clone(), handle, cfg.asn));
         }
-        let speaker = Speaker {
+        let next_peer_id = u32::try_from(peers.len() + 1).unwrap_or(u32::MAX);
+        let mut speaker = Speaker {
             rib: Rib::new(cfg.asn, cfg.router_id),
             cfg,
             peers,
@@ -73,9 +78,12 @@ impl Speaker {
             fib,
             limits: Default::default(),
             graceful: Default::default(),
-            _listener: listener,
-            _events: ev_tx,
+            listener,
+            events: ev_tx,
+            index: HashMap::default(),
+            next_peer_id,
         };
+        speaker.reindex();
         tokio::spawn(speaker.run(ev_rx, req_rx));
         Ok(SpeakerHandle::new(req_tx))
     }
@@ -163,8 +171,7 @@ impl Speaker {
     }
 
     fn slot_index(&self, id: u32) -> Option<usize> {
-        let idx = usize::try_from(id).ok()?.checked_sub(1)?;
-        (idx < self.peers.len()).then_some(idx)
+        self.index.get(&id).copied()
     }
 
     fn session_up(&mut self, idx: usize, neg: Box<crate::fsm::Negotiated>) {
@@ -259,6 +266,12 @@ impl Speaker {
                 }
                 let _ = reply.send(Ok(n));
             }
+            Request::AddPeer(settings, reply) => {
+                let _ = reply.send(self.add_peer(*settings));
+            }
+            Request::RemovePeer(address, reply) => {
+                let _ = reply.send(self.remove_peer(address));
+            }
             Request::Shutdown(_) => {}
         }
     }
@@ -346,7 +359,7 @@ pub(crate) fn family_name(f: Family) -> &'static str {
 }
 
 /// What the session task needs for one neighbour.
-fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> PeerConfig {
+pub(crate) fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> PeerConfig {
     let mut caps: Vec<Capability> = p
         .families
         .iter()

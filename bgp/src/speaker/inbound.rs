@@ -204,6 +204,14 @@ impl PrefixLimits {
         self.restarts.get(&id).is_some_and(|t| !t.is_finished())
     }
 
+    /// The peer was removed: its hold-down (and restart) is cancelled.
+    pub(crate) fn forget(&mut self, id: PeerId) {
+        self.warned.remove(&id);
+        if let Some(t) = self.restarts.remove(&id) {
+            t.abort();
+        }
+    }
+
     /// The speaker is stopping: no session may be restarted behind its back.
     pub(crate) fn abort_restarts(&mut self) {
         for (_, t) in self.restarts.drain() {

@@ -8,6 +8,7 @@ mod graceful;
 mod inbound;
 mod outbound;
 mod peer;
+mod peers;
 mod policy_rules;
 mod view;
 

@@ -119,11 +119,11 @@ impl Speaker {
             });
         }
         let info = self.rib.peer(path.peer)?;
-        // Peer ids are slot index + 1 (core.rs).
-        let client = (path.peer as usize)
-            .checked_sub(1)
-            .and_then(|i| self.peers.get(i))
-            .is_some_and(|s| s.id == path.peer && !s.ebgp && s.settings.rr_client);
+        let client = self
+            .index
+            .get(&path.peer)
+            .and_then(|&i| self.peers.get(i))
+            .is_some_and(|s| !s.ebgp && s.settings.rr_client);
         Some(PathSource {
             source: if info.ibgp {
                 Source::Ibgp
