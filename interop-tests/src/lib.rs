@@ -8,6 +8,7 @@ pub mod bird;
 pub mod bramble;
 pub mod cni;
 pub mod error;
+pub mod etcd;
 pub mod gobgp;
 pub mod lab;
 pub mod mrt;
@@ -21,6 +22,7 @@ pub mod topo;
 pub mod veth;
 
 pub use error::{check, Error, Result};
+pub use etcd::{EtcdCluster, MemberSpec};
 pub use netns::Netns;
 pub use prereq::{require_bramble, require_root_and_tools};
 pub use process::{wait_until, ChildGuard};
