@@ -9,3 +9,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast -- --test-threads "${BRAMBLE_TEST_THREADS:-4}"
+# Every fuzz target for a bounded time from the seed corpus (BRAMBLE_FUZZ_SECS=0 skips).
+if [[ "${BRAMBLE_FUZZ_SECS:-30}" != 0 ]]; then
+    scripts/fuzz.sh "${BRAMBLE_FUZZ_SECS:-30}"
+fi
