@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::fsm::{Negotiated, State};
 use crate::rib::{AdjRibOut, PeerId, RouteAttrs};
 use crate::session::PeerHandle;
+use crate::wire::{AddPathMode, Capability, Family};
 
 use super::api::PeerSettings;
 use super::policy_rules::Target;
@@ -71,6 +72,38 @@ impl PeerSlot {
             "ibgp"
         }
     }
+}
+
+/// The add-path capability we advertise to a peer (RFC 7911 §4): the configured mode for
+/// each of its unicast families. None when add-path is not configured.
+pub(crate) fn add_path_capability(settings: &PeerSettings) -> Option<Capability> {
+    let cfg = settings.add_path?;
+    let entries: Vec<(Family, AddPathMode)> = settings
+        .families
+        .iter()
+        .filter(|f| **f == Family::IPV4_UNICAST || **f == Family::IPV6_UNICAST)
+        .map(|f| (*f, cfg.mode))
+        .collect();
+    (!entries.is_empty()).then_some(Capability::AddPath(entries))
+}
+
+/// What add-path negotiated, for `bramble status` (e.g. "add-path rx ipv4-unicast, tx
+/// ipv4-unicast"); None when it is off in both directions.
+pub(crate) fn add_path_note(neg: &Negotiated) -> Option<String> {
+    let names = |fams: &[Family]| {
+        fams.iter()
+            .map(|f| super::core::family_name(*f))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut parts = Vec::new();
+    if !neg.decode.add_path_rx.is_empty() {
+        parts.push(format!("rx {}", names(&neg.decode.add_path_rx)));
+    }
+    if !neg.encode.add_path_tx.is_empty() {
+        parts.push(format!("tx {}", names(&neg.encode.add_path_tx)));
+    }
+    (!parts.is_empty()).then(|| format!("add-path {}", parts.join(", ")))
 }
 
 pub(crate) fn now_secs() -> u64 {
