@@ -194,6 +194,31 @@ async fn reflector_sends_two_paths_and_the_client_installs_ecmp() {
         .unwrap();
     assert_eq!(out_e.iter().filter(|r| r.prefix == prefix).count(), 1);
 
+    // IPv6 the same way (MP_REACH_NLRI with path identifiers), explicit next hops.
+    let p6: Prefix = "2001:db8:9::/48".parse().unwrap();
+    for (h, nh) in [(&a, "2001:db8::32"), (&b, "2001:db8::33")] {
+        h.announce(vec![Announce {
+            prefix: p6,
+            next_hop: Some(ip(nh)),
+            communities: vec![],
+        }])
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let both6 = vec![ip("2001:db8::32"), ip("2001:db8::33")];
+    wait_for("two IPv6 paths at the add-path client", || async {
+        next_hops(&paths(&c, p6).await) == both6
+    })
+    .await;
+    wait_for("a multipath IPv6 FIB route", || async {
+        fib.get(&p6).is_some_and(|mut h| {
+            h.sort();
+            h == both6
+        })
+    })
+    .await;
+
     // A withdraws: its path (only) is withdrawn by path id; the FIB falls back to B.
     a.withdraw(vec![prefix]).await.unwrap().unwrap();
     wait_for("one path left at the add-path client", || async {
