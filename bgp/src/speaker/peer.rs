@@ -112,3 +112,50 @@ pub(crate) fn now_secs() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::speaker::AddPathSettings;
+
+    fn settings(add_path: Option<AddPathSettings>, families: Vec<Family>) -> PeerSettings {
+        PeerSettings {
+            address: "192.0.2.1".parse().unwrap(),
+            asn: 64512,
+            port: 179,
+            local_address: None,
+            passive: false,
+            hold_time: None,
+            families,
+            import: Default::default(),
+            export: Default::default(),
+            connect_retry: 1,
+            next_hop_v6: None,
+            password: None,
+            ttl_security: false,
+            max_prefixes: None,
+            max_prefixes_restart: 60,
+            rr_client: false,
+            add_path,
+        }
+    }
+
+    #[test]
+    fn capability_lists_the_unicast_families_with_the_mode() {
+        let both = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+        assert_eq!(add_path_capability(&settings(None, both.clone())), None);
+        let ap = Some(AddPathSettings {
+            mode: AddPathMode::Receive,
+            max_paths: 8,
+        });
+        assert_eq!(
+            add_path_capability(&settings(ap, both)),
+            Some(Capability::AddPath(vec![
+                (Family::IPV4_UNICAST, AddPathMode::Receive),
+                (Family::IPV6_UNICAST, AddPathMode::Receive),
+            ]))
+        );
+        let other = Family { afi: 1, safi: 128 };
+        assert_eq!(add_path_capability(&settings(ap, vec![other])), None);
+    }
+}
