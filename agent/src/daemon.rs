@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bgp::policy::{Filter, PrefixRule};
 use bgp::session::Md5Key;
-use bgp::speaker::{FibSink, PeerSettings, SpeakerConfig};
+use bgp::speaker::{AddPathSettings, FibSink, PeerSettings, SpeakerConfig};
 use bgp::wire::Prefix;
 use config::{Config, Password, Peer};
 use tokio::signal::unix::{signal, SignalKind};
@@ -240,6 +240,10 @@ fn peer_settings(p: &Peer, pools: &[config::Pool]) -> anyhow::Result<PeerSetting
         max_prefixes: p.max_prefixes,
         max_prefixes_restart: p.max_prefixes_restart,
         rr_client: p.rr_client,
+        add_path: p.add_path.map(|mode| AddPathSettings {
+            mode,
+            max_paths: p.add_path_max,
+        }),
     })
 }
 

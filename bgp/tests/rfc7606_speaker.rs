@@ -40,6 +40,7 @@ fn peer(asn: u32, port: u16) -> PeerSettings {
         max_prefixes: None,
         max_prefixes_restart: 60,
         rr_client: false,
+        add_path: None,
     }
 }
 

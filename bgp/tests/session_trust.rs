@@ -301,6 +301,7 @@ fn settings(address: IpAddr, asn: u32, port: u16, local: IpAddr, passive: bool) 
         max_prefixes: None,
         max_prefixes_restart: 60,
         rr_client: false,
+        add_path: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn peer(port: u16) -> PeerSettings {
         max_prefixes: None,
         max_prefixes_restart: 60,
         rr_client: false,
+        add_path: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use bgp::policy::Filter;
-use bgp::wire::{Family, Prefix};
+use bgp::wire::{AddPathMode, Family, Prefix};
 
 /// Where the control socket lives unless `[api] socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/bramble/bramble.sock";
@@ -15,6 +15,8 @@ pub const DEFAULT_ASN: u32 = 64512;
 pub const DEFAULT_IPAM_PATH: &str = "/var/lib/bramble/ipam";
 /// `ipam.etcd_endpoints` when `store = "etcd"` and the list is absent.
 pub const DEFAULT_ETCD_ENDPOINT: &str = "http://127.0.0.1:2379";
+/// Default `bgp.peers.add_path_max`.
+pub const DEFAULT_ADD_PATH_MAX: u16 = bgp::speaker::DEFAULT_ADD_PATH_MAX;
 /// Default `ipam.release_grace`, seconds.
 pub const DEFAULT_RELEASE_GRACE: u32 = 300;
 
@@ -116,6 +118,11 @@ pub struct Peer {
     pub ttl_security: bool,
     /// RFC 4456 client of this reflector. Default false.
     pub rr_client: bool,
+    /// Add-path (RFC 7911) mode advertised for the peer's families: `"receive"`, `"send"`
+    /// or `"both"`. Default None (not advertised).
+    pub add_path: Option<AddPathMode>,
+    /// Most paths per prefix sent when add-path send is negotiated, 1..=64. Default 8.
+    pub add_path_max: u16,
     pub max_prefixes: Option<u32>,
     /// Seconds a session stays down after exceeding `max_prefixes` before it restarts
     /// (extra). Default 60.

@@ -64,6 +64,8 @@ pub struct RawPeer {
     pub password_file: Option<S<String>>,
     pub ttl_security: Option<bool>,
     pub rr_client: Option<S<bool>>,
+    pub add_path: Option<S<String>>,
+    pub add_path_max: Option<S<i64>>,
     pub max_prefixes: Option<S<i64>>,
     pub max_prefixes_restart: Option<S<i64>>,
     pub families: Option<S<Vec<S<String>>>>,

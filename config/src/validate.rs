@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use bgp::policy::{masked, Filter, PrefixRule};
-use bgp::wire::{Family, Prefix, AS_TRANS};
+use bgp::wire::{AddPathMode, Family, Prefix, AS_TRANS};
 
 use crate::error::{Diagnostic, Locator};
 use crate::host::HostFacts;
@@ -446,6 +446,34 @@ fn peer(c: &mut Checker<'_>, raw: &RawPeer, node_asn: Option<u32>) -> Option<Pee
             return None;
         }
     }
+    let add_path = optional(raw.add_path.as_ref().map(|m| {
+        c.one_of(
+            m,
+            "bgp.peers.add_path",
+            &[
+                ("receive", AddPathMode::Receive),
+                ("send", AddPathMode::Send),
+                ("both", AddPathMode::Both),
+            ],
+        )
+    }));
+    let add_path_max = c.int_or(
+        &raw.add_path_max,
+        "bgp.peers.add_path_max",
+        1,
+        64,
+        DEFAULT_ADD_PATH_MAX,
+    );
+    if let (Some(max), Some(mode)) = (&raw.add_path_max, add_path) {
+        // RFC 7911 §4: we only send several paths when we advertise Send (or Both).
+        if !matches!(mode, Some(AddPathMode::Send | AddPathMode::Both)) {
+            c.err(
+                max.span(),
+                "bgp.peers.add_path_max: has no effect unless add_path is \"send\" or \"both\"",
+            );
+            return None;
+        }
+    }
     Some(Peer {
         address: address?,
         asn: asn?,
@@ -454,6 +482,8 @@ fn peer(c: &mut Checker<'_>, raw: &RawPeer, node_asn: Option<u32>) -> Option<Pee
         password: password?,
         ttl_security: raw.ttl_security.unwrap_or(false),
         rr_client,
+        add_path: add_path?,
+        add_path_max: add_path_max?,
         max_prefixes: max_prefixes?,
         max_prefixes_restart: max_prefixes_restart?,
         families: families?,

@@ -334,3 +334,19 @@ fn io_error_names_the_file() {
         "/nonexistent/bramble.toml: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn add_path_mode_and_max() {
+    assert_eq!(
+        err(&format!("{PEER}add_path = \"all\"\n")),
+        "b.toml:4:12: bgp.peers.add_path: \"all\" is not one of \"receive\", \"send\", \"both\""
+    );
+    assert_eq!(
+        err(&format!("{PEER}add_path = \"send\"\nadd_path_max = 0\n")),
+        "b.toml:5:16: bgp.peers.add_path_max: 0 is out of range (1..=64)"
+    );
+    assert_eq!(
+        err(&format!("{PEER}add_path = \"receive\"\nadd_path_max = 4\n")),
+        "b.toml:5:16: bgp.peers.add_path_max: has no effect unless add_path is \"send\" or \"both\""
+    );
+}

@@ -99,6 +99,8 @@ fn design_example_parses() {
             password: Some(Password::Inline("secret".into())),
             ttl_security: false,
             rr_client: false,
+            add_path: None,
+            add_path_max: 8,
             max_prefixes: Some(100_000),
             max_prefixes_restart: 60,
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
@@ -346,5 +348,27 @@ fn load_reads_a_file() {
             "{}:3:7: node.asn: 0 is out of range (1..=4294967295)",
             path.display()
         )
+    );
+}
+
+#[test]
+fn add_path_keys() {
+    let text = "[node]\nasn = 64512\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 64512\n\
+                add_path = \"both\"\nadd_path_max = 2\n\
+                [[bgp.peers]]\naddress = \"192.0.2.2\"\nasn = 64512\nadd_path = \"receive\"\n\
+                [[bgp.peers]]\naddress = \"192.0.2.3\"\nasn = 64512\n";
+    let c = parse(text);
+    let got: Vec<_> = c
+        .peers()
+        .iter()
+        .map(|p| (p.add_path, p.add_path_max))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some(bgp::wire::AddPathMode::Both), 2),
+            (Some(bgp::wire::AddPathMode::Receive), 8),
+            (None, 8)
+        ]
     );
 }

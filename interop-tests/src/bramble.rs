@@ -91,6 +91,12 @@ pub struct BramblePeer {
     /// A route-reflector client of this node (needs `bgp.cluster_id`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rr_client: bool,
+    /// Add-path (RFC 7911): `receive`, `send` or `both`; absent = off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_path: Option<String>,
+    /// Most paths per prefix sent with add-path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_path_max: Option<u16>,
 }
 
 impl BramblePeer {
@@ -114,6 +120,8 @@ impl BramblePeer {
             max_prefixes: None,
             max_prefixes_restart: None,
             rr_client: false,
+            add_path: None,
+            add_path_max: None,
         }
     }
 }

@@ -12,7 +12,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::rib::attrs::RouteAttrs;
-use crate::wire::{Family, Nlri};
+use crate::rib::peer::PeerId;
+use crate::wire::{Family, Nlri, Prefix};
 use foldhash::fast::RandomState as SeededState;
 
 /// What to send a peer now: withdrawals per family, and announcements grouped by attribute
@@ -61,7 +62,14 @@ pub struct AdjRibOut {
     /// skipped; cleared whenever `pending` empties.
     order: VecDeque<Nlri>,
     families: Vec<FamilyState>,
+    /// Add-path send (RFC 7911): per prefix, the source of each path the peer should have
+    /// and the local path identifier it goes out with. Empty without add-path.
+    multi: HashMap<Prefix, Vec<(PathKey, u32)>, SeededState>,
 }
+
+/// Names a path in Loc-RIB for add-path send: the peer it came from and the path identifier
+/// that peer gave it (0 without add-path).
+pub type PathKey = (PeerId, u32);
 
 impl AdjRibOut {
     pub fn new() -> Self {
@@ -137,6 +145,66 @@ impl AdjRibOut {
         } else if self.pending.remove(&nlri).is_some() {
             self.pending_removed(&nlri);
         }
+    }
+
+    /// Add-path send (RFC 7911 §3): the peer should now have exactly `paths` for `prefix`,
+    /// each named by its source. A source already advertised keeps its local path
+    /// identifier (identifiers are stable while a path stays); a new one gets the lowest
+    /// identifier (from 1) not kept for the prefix; identifiers no longer used are withdrawn.
+    /// Duplicate sources after the first are ignored.
+    pub fn set_paths(&mut self, prefix: Prefix, paths: &[(PathKey, Arc<RouteAttrs>)]) {
+        let old = self.multi.remove(&prefix).unwrap_or_default();
+        if old.is_empty() && paths.is_empty() {
+            return;
+        }
+        let mut kept: Vec<(PathKey, u32)> = Vec::with_capacity(paths.len());
+        let mut fresh: Vec<usize> = Vec::new();
+        for (i, (src, _)) in paths.iter().enumerate() {
+            if paths.iter().take(i).any(|(s, _)| s == src) {
+                continue;
+            }
+            match old.iter().find(|(s, _)| s == src) {
+                Some(&(_, id)) => kept.push((*src, id)),
+                None => fresh.push(i),
+            }
+        }
+        let mut next = 1u32;
+        for i in fresh {
+            while kept.iter().any(|&(_, id)| id == next) {
+                next = next.saturating_add(1);
+            }
+            if let Some((src, _)) = paths.get(i) {
+                kept.push((*src, next));
+            }
+        }
+        for &(_, id) in &old {
+            if !kept.iter().any(|&(_, k)| k == id) {
+                self.remove(Nlri {
+                    prefix,
+                    path_id: id,
+                });
+            }
+        }
+        for &(src, id) in &kept {
+            if let Some((_, attrs)) = paths.iter().find(|(s, _)| *s == src) {
+                self.set(
+                    Nlri {
+                        prefix,
+                        path_id: id,
+                    },
+                    Arc::clone(attrs),
+                );
+            }
+        }
+        if !kept.is_empty() {
+            kept.shrink_to_fit();
+            self.multi.insert(prefix, kept);
+        }
+    }
+
+    /// The local path identifiers `prefix` goes out with under add-path, by source.
+    pub fn path_ids(&self, prefix: &Prefix) -> &[(PathKey, u32)] {
+        self.multi.get(prefix).map_or(&[], Vec::as_slice)
     }
 
     /// Everything pending, grouped; afterwards it counts as advertised.
@@ -250,5 +318,77 @@ impl AdjRibOut {
     /// Forget everything (session down).
     pub fn reset(&mut self) {
         *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::PathAttrs;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn attrs(nh: u8) -> Arc<RouteAttrs> {
+        Arc::new(RouteAttrs::new(
+            PathAttrs::default(),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, nh)),
+        ))
+    }
+
+    fn ids(out: &PendingUpdates) -> (Vec<u32>, Vec<u32>) {
+        let mut w: Vec<u32> = out
+            .withdrawals
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|n| n.path_id))
+            .collect();
+        let mut a: Vec<u32> = out
+            .announcements
+            .iter()
+            .flat_map(|(_, _, v)| v.iter().map(|n| n.path_id))
+            .collect();
+        w.sort_unstable();
+        a.sort_unstable();
+        (w, a)
+    }
+
+    #[test]
+    fn set_paths_gives_stable_ids_and_withdraws_by_id() {
+        let p: Prefix = "10.0.0.0/24".parse().unwrap();
+        let (a, b, c) = (attrs(1), attrs(2), attrs(3));
+        let mut out = AdjRibOut::new();
+        out.set_paths(p, &[((1, 0), a.clone()), ((2, 0), b.clone())]);
+        assert_eq!(ids(&out.take_pending()), (vec![], vec![1, 2]));
+        assert_eq!(out.path_ids(&p), [((1, 0), 1), ((2, 0), 2)]);
+
+        // The first path goes, a third comes: it takes the free id 1; (2, 0) keeps 2.
+        out.set_paths(p, &[((2, 0), b.clone()), ((3, 7), c.clone())]);
+        let pending = out.take_pending();
+        assert_eq!(ids(&pending), (vec![], vec![1]), "id 1 re-announced");
+        assert!(Arc::ptr_eq(&pending.announcements[0].0, &c));
+        assert_eq!(out.path_ids(&p), [((2, 0), 2), ((3, 7), 1)]);
+
+        // Unchanged: nothing to send.
+        out.set_paths(p, &[((3, 7), c.clone()), ((2, 0), b.clone())]);
+        assert!(out.take_pending().is_empty());
+
+        // One left: the other is withdrawn by its path id.
+        out.set_paths(p, &[((3, 7), c.clone())]);
+        assert_eq!(ids(&out.take_pending()), (vec![2], vec![]));
+        assert_eq!(out.advertised_len(), 1);
+
+        // None left.
+        out.set_paths(p, &[]);
+        assert_eq!(ids(&out.take_pending()), (vec![1], vec![]));
+        assert_eq!(out.advertised_len(), 0);
+        assert!(out.path_ids(&p).is_empty());
+    }
+
+    #[test]
+    fn set_paths_ignores_duplicate_sources() {
+        let p: Prefix = "2001:db8::/64".parse().unwrap();
+        let mut out = AdjRibOut::new();
+        out.set_paths(p, &[((1, 5), attrs(1)), ((1, 5), attrs(2))]);
+        let pending = out.take_pending();
+        assert_eq!(ids(&pending), (vec![], vec![1]));
+        assert_eq!(pending.announcements[0].1, Family::IPV6_UNICAST);
     }
 }

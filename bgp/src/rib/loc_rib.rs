@@ -122,6 +122,9 @@ pub struct Rib {
     interner: AttrInterner,
     multipath: MultipathConfig,
     paths: usize,
+    /// Report every change to a prefix's paths, not only to its best path and ECMP set
+    /// (needed once some peer is sent several paths per prefix, RFC 7911).
+    report_all: bool,
 }
 
 impl Rib {
@@ -149,7 +152,21 @@ impl Rib {
             interner: AttrInterner::new(),
             multipath: MultipathConfig::default(),
             paths: 0,
+            report_all: false,
         }
+    }
+
+    /// When on, [`Rib::insert`], [`Rib::withdraw`], [`Rib::insert_rejected`] and
+    /// [`Rib::remove_peer`] report a prefix as changed whenever any of its accepted paths
+    /// changed, not only its best path or ECMP set. The speaker turns it on once a peer
+    /// negotiated add-path send (RFC 7911), whose Adj-RIB-Out holds paths beyond the ECMP set.
+    pub fn set_report_all_paths(&mut self, on: bool) {
+        self.report_all = on;
+    }
+
+    /// Whether every path change is reported (see [`Rib::set_report_all_paths`]).
+    pub fn reports_all_paths(&self) -> bool {
+        self.report_all
     }
 
     // ----- attributes -----
@@ -267,6 +284,7 @@ impl Rib {
         if let Some(r) = state.rejected.remove(&nlri) {
             self.interner.release(r.attrs);
         }
+        let new_attrs = Arc::as_ptr(&attrs);
         let path = Path {
             attrs,
             peer,
@@ -280,7 +298,12 @@ impl Rib {
                 .v6
                 .insert(V6Key::new(n), path, &self.peers, &self.multipath),
         };
-        Ok(self.account(peer, edit, true))
+        // A no-op insert hands back a path with the same attribute set.
+        let touched = edit
+            .old
+            .as_ref()
+            .is_none_or(|o| !std::ptr::eq(Arc::as_ptr(&o.attrs), new_attrs));
+        Ok(self.account(peer, edit, true, touched))
     }
 
     /// A path from `peer` that import rejected (`reason`, e.g. "as-path loop"): kept for
@@ -297,7 +320,8 @@ impl Rib {
             return Err(RibError::UnknownPeer(peer));
         }
         let edit = self.remove_path(peer, nlri);
-        let changed = self.account(peer, edit, false);
+        let touched = edit.old.is_some();
+        let changed = self.account(peer, edit, false, touched);
         if let Some(state) = self.peers.0.get_mut(&peer) {
             let reason = reason.into();
             if let Some(old) = state.rejected.insert(nlri, Rejected { attrs, reason }) {
@@ -319,7 +343,8 @@ impl Rib {
             self.interner.release(r.attrs);
         }
         let edit = self.remove_path(peer, nlri);
-        self.account(peer, edit, false)
+        let touched = edit.old.is_some();
+        self.account(peer, edit, false, touched)
     }
 
     /// Remove every path of `peer` (session down), keeping it registered. Returns the
@@ -334,12 +359,13 @@ impl Rib {
         let mut changed = Vec::new();
         if accepted > 0 {
             self.paths = self.paths.saturating_sub(accepted as usize);
+            let all = self.report_all;
             self.v4
-                .remove_peer(peer, &self.peers, &self.multipath, |k| {
+                .remove_peer(peer, &self.peers, &self.multipath, all, |k| {
                     changed.extend(k.prefix())
                 });
             self.v6
-                .remove_peer(peer, &self.peers, &self.multipath, |k| {
+                .remove_peer(peer, &self.peers, &self.multipath, all, |k| {
                     changed.extend(k.prefix())
                 });
         }
@@ -368,8 +394,9 @@ impl Rib {
         }
     }
 
-    /// Keep the counters right after an edit and release the replaced attributes.
-    fn account(&mut self, peer: PeerId, edit: Edit, added: bool) -> bool {
+    /// Keep the counters right after an edit and release the replaced attributes. `touched`:
+    /// some path of the prefix really changed (reported when `report_all` is on).
+    fn account(&mut self, peer: PeerId, edit: Edit, added: bool, touched: bool) -> bool {
         let delta: i64 = i64::from(added) - i64::from(edit.old.is_some());
         if let Some(state) = self.peers.0.get_mut(&peer) {
             state.accepted = state.accepted.saturating_add_signed(delta);
@@ -378,7 +405,7 @@ impl Rib {
         if let Some(old) = edit.old {
             self.interner.release(old.attrs);
         }
-        edit.changed
+        edit.changed || (self.report_all && touched)
     }
 
     // ----- queries -----

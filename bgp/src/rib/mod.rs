@@ -11,6 +11,8 @@
 //! - `loc_rib`: [`Rib`], every peer's Adj-RIB-In plus the Loc-RIB in one table.
 //! - `adj_out`: [`AdjRibOut`].
 
+#[cfg(test)]
+mod addpath_tests;
 mod adj_out;
 mod attrs;
 pub mod decision;
@@ -19,7 +21,7 @@ mod loc_rib;
 mod peer;
 mod table;
 
-pub use adj_out::{AdjRibOut, PendingUpdates};
+pub use adj_out::{AdjRibOut, PathKey, PendingUpdates};
 pub use attrs::{AttrInterner, RouteAttrs};
 pub use decision::{MultipathConfig, Step};
 pub use loc_rib::{AdjInRoute, LocEntry, LocRoute, Rib, RibError};

@@ -242,13 +242,15 @@ impl<K: Hash + Eq + Copy> Table<K> {
         }
     }
 
-    /// Remove every path of `peer`; `on_change(key)` for each prefix whose ECMP set changed.
-    /// The removed attribute sets are left for the interner's sweep.
+    /// Remove every path of `peer`; `on_change(key)` for each prefix whose ECMP set changed
+    /// (with `all`: for each prefix that lost a path). The removed attribute sets are left
+    /// for the interner's sweep.
     pub(crate) fn remove_peer(
         &mut self,
         peer: PeerId,
         peers: &impl PeerLookup,
         cfg: &MultipathConfig,
+        all: bool,
         mut on_change: impl FnMut(K),
     ) {
         let mut removed = Vec::new();
@@ -266,7 +268,7 @@ impl<K: Hash + Eq + Copy> Table<K> {
                 retain_paths(slot, |p| p.peer != peer, &mut removed, peers, cfg);
                 removed.clear();
                 let keep = !slot.as_slice().is_empty();
-                if !keep || !same_set(&before, slot) {
+                if !keep || all || !same_set(&before, slot) {
                     on_change(*key);
                 }
                 keep

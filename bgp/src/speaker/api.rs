@@ -207,7 +207,21 @@ pub struct PeerSettings {
     /// An iBGP peer that is a route-reflector client of this node (RFC 4456); only has an
     /// effect when `SpeakerConfig::cluster_id` is set.
     pub rr_client: bool,
+    /// Add-path (RFC 7911) for the session's families; None = not advertised.
+    pub add_path: Option<AddPathSettings>,
 }
+
+/// Add-path (RFC 7911) settings of one neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddPathSettings {
+    /// What we advertise in the capability: receive several paths, send several, or both.
+    pub mode: crate::wire::AddPathMode,
+    /// Most paths per prefix sent to the peer when sending was negotiated (at least 1).
+    pub max_paths: u16,
+}
+
+/// Default [`AddPathSettings::max_paths`].
+pub const DEFAULT_ADD_PATH_MAX: u16 = 8;
 
 /// Default [`PeerSettings::max_prefixes_restart`], seconds.
 pub const DEFAULT_MAX_PREFIXES_RESTART: u32 = 60;

@@ -215,6 +215,9 @@ impl Speaker {
         if let Some(note) = gr_note {
             slot.info = format!("{}; {note}", slot.info);
         }
+        if let Some(note) = super::peer::add_path_note(&neg) {
+            slot.info = format!("{}; {note}", slot.info);
+        }
         let target = Target {
             ebgp: slot.ebgp,
             local_asn: self.cfg.asn,
@@ -368,6 +371,7 @@ pub(crate) fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> 
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::FourOctetAs(cfg.asn));
     caps.push(Capability::ExtendedMessage);
+    caps.extend(super::peer::add_path_capability(p));
     if cfg.graceful_restart {
         // RFC 4724 §3: advertised; we act as helper (speaker/graceful.rs) but claim no
         // preserved forwarding state of our own.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use crate::reflector::Reflection;
-use crate::rib::{Path, PeerId, RouteAttrs, LOCAL_PEER};
+use crate::rib::{Path, PathKey, PeerId, RouteAttrs, LOCAL_PEER};
 use crate::session::TrySend;
 use crate::wire::{
     encode_announcements, encode_end_of_rib, encode_withdrawals, EncodeContext, Family, MpNextHop,
@@ -40,13 +40,30 @@ impl Speaker {
 
     /// Everything a new session should receive, then End-of-RIB (RFC 4724 §2).
     pub(crate) fn initial_dump(&mut self, idx: usize, families: &[Family]) {
-        let best: Vec<(Prefix, Path)> = self
-            .rib
-            .entries()
-            .filter_map(|e| e.best().map(|p| (e.prefix, p.clone())))
-            .collect();
-        for (prefix, path) in best {
-            self.export_one(idx, prefix, Some(&path));
+        let add_path = self.peers[idx]
+            .session
+            .as_ref()
+            .is_some_and(|s| !s.negotiated.encode.add_path_tx.is_empty());
+        if add_path {
+            // From now on every path change matters, not only best / ECMP changes.
+            self.rib.set_report_all_paths(true);
+            let all: Vec<(Prefix, Vec<Path>)> = self
+                .rib
+                .entries()
+                .map(|e| (e.prefix, e.paths().to_vec()))
+                .collect();
+            for (prefix, paths) in all {
+                self.export_one(idx, prefix, &paths);
+            }
+        } else {
+            let best: Vec<(Prefix, Path)> = self
+                .rib
+                .entries()
+                .filter_map(|e| e.best().map(|p| (e.prefix, p.clone())))
+                .collect();
+            for (prefix, path) in best {
+                self.export_one(idx, prefix, std::slice::from_ref(&path));
+            }
         }
         if let Some(s) = self.peers[idx].session.as_mut() {
             for f in families {
@@ -62,16 +79,27 @@ impl Speaker {
         }
         let dirty: Vec<Prefix> = self.dirty.drain().collect();
         let any_session = self.peers.iter().any(|p| p.session.is_some());
+        // Some peer takes several paths per prefix (RFC 7911): hand every path over.
+        let want_all = self.rib.reports_all_paths();
         for prefix in dirty {
             // One Loc-RIB lookup serves the peers and the FIB.
-            let (best, hops) = match self.rib.get(&prefix) {
-                Some(e) => (e.best().cloned(), fib_next_hops(e.ecmp())),
-                None => (None, Vec::new()),
+            let (best, all, hops) = match self.rib.get(&prefix) {
+                Some(e) => (
+                    e.best().cloned(),
+                    if want_all {
+                        e.paths().to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                    fib_next_hops(e.ecmp()),
+                ),
+                None => (None, Vec::new(), Vec::new()),
             };
+            let paths = if want_all { &all[..] } else { best.as_slice() };
             if any_session {
                 for idx in 0..self.peers.len() {
                     if self.peers[idx].session.is_some() {
-                        self.export_one(idx, prefix, best.as_ref());
+                        self.export_one(idx, prefix, paths);
                     }
                 }
             }
@@ -85,8 +113,20 @@ impl Speaker {
         }
     }
 
-    /// Decides what peer `idx` should hold for `prefix` given the best path.
-    pub(crate) fn export_one(&mut self, idx: usize, prefix: Prefix, best: Option<&Path>) {
+    /// Decides what peer `idx` should hold for `prefix` given its Loc-RIB paths (best
+    /// first, then the rest of the ECMP set, then the others; only the best is needed
+    /// unless the peer negotiated add-path send for the family).
+    pub(crate) fn export_one(&mut self, idx: usize, prefix: Prefix, paths: &[Path]) {
+        let add_path = self
+            .peers
+            .get(idx)
+            .and_then(|s| s.session.as_ref())
+            .is_some_and(|s| s.negotiated.encode.add_path(Family::of(&prefix)));
+        if add_path {
+            self.export_paths(idx, prefix, paths);
+            return;
+        }
+        let best = paths.first();
         let origin = best.and_then(|p| self.source_of(p));
         let cluster_id = self.cfg.cluster_id;
         let Some(slot) = self.peers.get_mut(idx) else {
@@ -105,6 +145,40 @@ impl Speaker {
         match out {
             Some(attrs) => session.adj_out.set(nlri, attrs),
             None => session.adj_out.remove(nlri),
+        }
+    }
+
+    /// Add-path send (RFC 7911): the peer gets up to `add_path_max` of the paths, in Loc-RIB
+    /// order (best, ECMP set, others), each passed through the export and reflection rules
+    /// on its own, with a stable local path identifier (see [`crate::rib::AdjRibOut::set_paths`]).
+    /// Paths that export to the same attribute set (e.g. next hop rewritten to ourselves
+    /// for eBGP) are sent once.
+    fn export_paths(&mut self, idx: usize, prefix: Prefix, paths: &[Path]) {
+        let sources: Vec<Option<PathSource>> = paths.iter().map(|p| self.source_of(p)).collect();
+        let cluster_id = self.cfg.cluster_id;
+        let Some(slot) = self.peers.get_mut(idx) else {
+            return;
+        };
+        let max = slot
+            .settings
+            .add_path
+            .map_or(1, |a| usize::from(a.max_paths.max(1)));
+        let mut out: Vec<(PathKey, Arc<RouteAttrs>)> = Vec::new();
+        for (path, origin) in paths.iter().zip(sources) {
+            if out.len() >= max {
+                break;
+            }
+            let Some(origin) = origin else { continue };
+            let Some(attrs) = export_for(slot, prefix, path, origin, cluster_id, &mut self.rib)
+            else {
+                continue;
+            };
+            if !out.iter().any(|(_, a)| Arc::ptr_eq(a, &attrs)) {
+                out.push(((path.peer, path.path_id), attrs));
+            }
+        }
+        if let Some(session) = slot.session.as_mut() {
+            session.adj_out.set_paths(prefix, &out);
         }
     }
 

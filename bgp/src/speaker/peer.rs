@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::fsm::{Negotiated, State};
 use crate::rib::{AdjRibOut, PeerId, RouteAttrs};
 use crate::session::PeerHandle;
+use crate::wire::{AddPathMode, Capability, Family};
 
 use super::api::PeerSettings;
 use super::policy_rules::Target;
@@ -73,9 +74,88 @@ impl PeerSlot {
     }
 }
 
+/// The add-path capability we advertise to a peer (RFC 7911 §4): the configured mode for
+/// each of its unicast families. None when add-path is not configured.
+pub(crate) fn add_path_capability(settings: &PeerSettings) -> Option<Capability> {
+    let cfg = settings.add_path?;
+    let entries: Vec<(Family, AddPathMode)> = settings
+        .families
+        .iter()
+        .filter(|f| **f == Family::IPV4_UNICAST || **f == Family::IPV6_UNICAST)
+        .map(|f| (*f, cfg.mode))
+        .collect();
+    (!entries.is_empty()).then_some(Capability::AddPath(entries))
+}
+
+/// What add-path negotiated, for `bramble status` (e.g. "add-path rx ipv4-unicast, tx
+/// ipv4-unicast"); None when it is off in both directions.
+pub(crate) fn add_path_note(neg: &Negotiated) -> Option<String> {
+    let names = |fams: &[Family]| {
+        fams.iter()
+            .map(|f| super::core::family_name(*f))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut parts = Vec::new();
+    if !neg.decode.add_path_rx.is_empty() {
+        parts.push(format!("rx {}", names(&neg.decode.add_path_rx)));
+    }
+    if !neg.encode.add_path_tx.is_empty() {
+        parts.push(format!("tx {}", names(&neg.encode.add_path_tx)));
+    }
+    (!parts.is_empty()).then(|| format!("add-path {}", parts.join(", ")))
+}
+
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::speaker::AddPathSettings;
+
+    fn settings(add_path: Option<AddPathSettings>, families: Vec<Family>) -> PeerSettings {
+        PeerSettings {
+            address: "192.0.2.1".parse().unwrap(),
+            asn: 64512,
+            port: 179,
+            local_address: None,
+            passive: false,
+            hold_time: None,
+            families,
+            import: Default::default(),
+            export: Default::default(),
+            connect_retry: 1,
+            next_hop_v6: None,
+            password: None,
+            ttl_security: false,
+            max_prefixes: None,
+            max_prefixes_restart: 60,
+            rr_client: false,
+            add_path,
+        }
+    }
+
+    #[test]
+    fn capability_lists_the_unicast_families_with_the_mode() {
+        let both = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+        assert_eq!(add_path_capability(&settings(None, both.clone())), None);
+        let ap = Some(AddPathSettings {
+            mode: AddPathMode::Receive,
+            max_paths: 8,
+        });
+        assert_eq!(
+            add_path_capability(&settings(ap, both)),
+            Some(Capability::AddPath(vec![
+                (Family::IPV4_UNICAST, AddPathMode::Receive),
+                (Family::IPV6_UNICAST, AddPathMode::Receive),
+            ]))
+        );
+        let other = Family { afi: 1, safi: 128 };
+        assert_eq!(add_path_capability(&settings(ap, vec![other])), None);
+    }
 }

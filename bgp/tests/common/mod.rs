@@ -42,6 +42,7 @@ pub fn peer(address: &str, asn: u32, port: u16, local: &str, passive: bool) -> P
         max_prefixes: None,
         max_prefixes_restart: 60,
         rr_client: false,
+        add_path: None,
     }
 }
 
