@@ -15,6 +15,8 @@ pub const DEFAULT_ASN: u32 = 64512;
 pub const DEFAULT_IPAM_PATH: &str = "/var/lib/bramble/ipam";
 /// `ipam.etcd_endpoints` when `store = "etcd"` and the list is absent.
 pub const DEFAULT_ETCD_ENDPOINT: &str = "http://127.0.0.1:2379";
+/// Default `bgp.mesh_lease`, seconds.
+pub const DEFAULT_MESH_LEASE: u32 = 10;
 /// Default `ipam.release_grace`, seconds.
 pub const DEFAULT_RELEASE_GRACE: u32 = 300;
 
@@ -82,7 +84,24 @@ pub struct Bgp {
     pub restart_time: u16,
     /// Set = this node is a route reflector (RFC 4456).
     pub cluster_id: Option<Ipv4Addr>,
+    /// The node-to-node mesh over the etcd node registry. Default off.
+    pub mesh: MeshMode,
+    /// TTL in seconds of this node's registry entry (its etcd lease); a node that stops
+    /// refreshing it is gone after this long. Default 10.
+    pub mesh_lease: u32,
     pub peers: Vec<Peer>,
+}
+
+/// `bgp.mesh`: which registered nodes this node peers with automatically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MeshMode {
+    /// `false`: only the configured `[[bgp.peers]]`.
+    #[default]
+    Off,
+    /// `true`: iBGP with every other registered node (route reflectors stay out).
+    Full,
+    /// `"reflectors"`: iBGP with the registered route reflectors only.
+    Reflectors,
 }
 
 /// The TCP MD5 key of a peer (RFC 2385): inline, or read from a file at connect time.

@@ -236,6 +236,14 @@ pub(crate) fn resolve(c: &mut Checker<'_>, raw: &RawConfig, host: &HostFacts) ->
     let bgp = bgp(c, &raw.bgp, node.as_ref().map(|n| n.asn));
     let fib = fib(c, &raw.fib);
     let ipam = ipam(c, &raw.ipam);
+    if let (Some(m), Some(b), Some(i)) = (&raw.bgp.mesh, &bgp, &ipam) {
+        if b.mesh != MeshMode::Off && i.etcd_endpoints.is_empty() {
+            c.err(
+                m.span(),
+                "bgp.mesh: needs the etcd node registry (set ipam.etcd_endpoints)",
+            );
+        }
+    }
     Some(Config {
         node: node?,
         api: api?,
@@ -305,6 +313,24 @@ fn api(c: &mut Checker<'_>, raw: &RawApi) -> Option<Api> {
     })
 }
 
+fn mesh_mode(c: &mut Checker<'_>, raw: &Option<S<RawMesh>>) -> Option<MeshMode> {
+    let Some(m) = raw else {
+        return Some(MeshMode::Off);
+    };
+    match m.get_ref() {
+        RawMesh::Flag(true) => Some(MeshMode::Full),
+        RawMesh::Flag(false) => Some(MeshMode::Off),
+        RawMesh::Word(w) if w == "reflectors" => Some(MeshMode::Reflectors),
+        RawMesh::Word(w) => {
+            c.err(
+                m.span(),
+                format!("bgp.mesh: {w:?} is not one of true, false, \"reflectors\""),
+            );
+            None
+        }
+    }
+}
+
 fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> {
     let listen = optional(
         raw.listen
@@ -333,6 +359,24 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
             .as_ref()
             .map(|id| c.ipv4(id, "bgp.cluster_id")),
     );
+    let mesh = mesh_mode(c, &raw.mesh);
+    // etcd's minimum lease is a few election timeouts; an hour is plenty.
+    let mesh_lease = c.int_or(
+        &raw.mesh_lease,
+        "bgp.mesh_lease",
+        2,
+        3600,
+        DEFAULT_MESH_LEASE,
+    );
+    if let (Some(m), Some(MeshMode::Full | MeshMode::Reflectors), None) =
+        (&raw.mesh, mesh, &raw.listen)
+    {
+        // The node with the lower address waits for the other's connection.
+        c.err(
+            m.span(),
+            "bgp.mesh: needs bgp.listen (mesh peers connect to each other)",
+        );
+    }
 
     let mut peers = Vec::with_capacity(raw.peers.len());
     let mut all_ok = true;
@@ -366,6 +410,8 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
         graceful_restart: raw.graceful_restart.unwrap_or(true),
         restart_time: restart_time?,
         cluster_id: cluster_id?,
+        mesh: mesh?,
+        mesh_lease: mesh_lease?,
         peers: all_ok.then_some(peers)?,
     })
 }

@@ -334,3 +334,32 @@ fn io_error_names_the_file() {
         "/nonexistent/bramble.toml: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn mesh_errors_point_at_the_value() {
+    let etcd = "[ipam]\netcd_endpoints = [\"http://127.0.0.1:2379\"]\n";
+    assert_eq!(
+        err(&format!(
+            "[bgp]\nlisten = \"0.0.0.0\"\nmesh = \"all\"\n{etcd}"
+        )),
+        "b.toml:3:8: bgp.mesh: \"all\" is not one of true, false, \"reflectors\""
+    );
+    assert_eq!(
+        err(&format!("[bgp]\nlisten = \"0.0.0.0\"\nmesh = 3\n{etcd}")),
+        "b.toml:3:8: invalid type: integer `3`, expected true, false or \"reflectors\""
+    );
+    assert_eq!(
+        err(&format!("[bgp]\nmesh = true\n{etcd}")),
+        "b.toml:2:8: bgp.mesh: needs bgp.listen (mesh peers connect to each other)"
+    );
+    assert_eq!(
+        err("[bgp]\nlisten = \"0.0.0.0\"\nmesh = \"reflectors\"\n"),
+        "b.toml:3:8: bgp.mesh: needs the etcd node registry (set ipam.etcd_endpoints)"
+    );
+    assert_eq!(
+        err(&format!(
+            "[bgp]\nlisten = \"0.0.0.0\"\nmesh = true\nmesh_lease = 1\n{etcd}"
+        )),
+        "b.toml:4:14: bgp.mesh_lease: 1 is out of range (2..=3600)"
+    );
+}

@@ -171,6 +171,8 @@ fn empty_file_gets_every_default() {
             graceful_restart: true,
             restart_time: 120,
             cluster_id: None,
+            mesh: MeshMode::Off,
+            mesh_lease: 10,
             peers: vec![],
         }
     );
@@ -347,4 +349,23 @@ fn load_reads_a_file() {
             path.display()
         )
     );
+}
+
+#[test]
+fn mesh_modes_and_lease() {
+    let etcd = "[ipam]\netcd_endpoints = [\"http://192.0.2.1:2379\"]\n";
+    let mode = |v: &str| {
+        let c = parse(&format!("[bgp]\nlisten = \"0.0.0.0\"\nmesh = {v}\n{etcd}"));
+        (c.bgp.mesh, c.bgp.mesh_lease)
+    };
+    assert_eq!(mode("true"), (MeshMode::Full, DEFAULT_MESH_LEASE));
+    assert_eq!(mode("false"), (MeshMode::Off, 10));
+    assert_eq!(mode("\"reflectors\""), (MeshMode::Reflectors, 10));
+    let c = parse(&format!(
+        "[bgp]\nlisten = \"0.0.0.0\"\nmesh = true\nmesh_lease = 30\n{etcd}"
+    ));
+    assert_eq!(c.bgp.mesh_lease, 30);
+    assert_eq!(c.ipam.etcd_endpoints, ["http://192.0.2.1:2379"]);
+    // Off needs neither etcd nor a listener.
+    assert_eq!(parse("[bgp]\nmesh = false\n").bgp.mesh, MeshMode::Off);
 }
