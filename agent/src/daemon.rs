@@ -168,12 +168,18 @@ async fn run_bound(
         }
         None => None,
     };
+    // The node registry and the mesh (when etcd is configured).
+    let cluster = crate::registry::Cluster::start(cfg, &speaker);
     let services = Services {
         speaker: speaker.clone(),
         fib: fib.clone(),
         ipam,
+        cluster: cluster.clone(),
     };
     socket.serve(services, shutdown).await;
+    if let Some(cluster) = cluster {
+        cluster.stop().await;
+    }
 
     // RFC 4271 §6.7: peers are told with a Cease NOTIFICATION; the speaker sends it.
     if let Err(e) = speaker.shutdown().await {
@@ -264,7 +270,7 @@ fn md5_key(password: &Password) -> anyhow::Result<Md5Key> {
 }
 
 /// `POOL le 32` (IPv4) or `POOL le 128` (IPv6): the pool and everything inside it.
-fn pool_rule(pool: Prefix) -> PrefixRule {
+pub(crate) fn pool_rule(pool: Prefix) -> PrefixRule {
     PrefixRule {
         prefix: pool,
         ge: pool.prefix(),

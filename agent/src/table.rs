@@ -66,6 +66,44 @@ pub fn status(peers: &[PeerStatus], now: u64) -> String {
     )
 }
 
+/// `bramble nodes`.
+pub fn nodes(nodes: &[crate::api::NodeInfo]) -> String {
+    // The JSON names ("node", "reflector", "full", …).
+    let kebab = |v: serde_json::Result<serde_json::Value>| match v {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".to_string(),
+    };
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let addresses: Vec<String> = n.addresses.iter().map(ToString::to_string).collect();
+            vec![
+                n.name.clone(),
+                n.router_id.to_string(),
+                n.asn.to_string(),
+                addresses.join(","),
+                n.port.to_string(),
+                kebab(serde_json::to_value(n.role)),
+                kebab(serde_json::to_value(n.mesh)),
+                n.version.clone(),
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "NAME",
+            "ROUTER-ID",
+            "ASN",
+            "ADDRESS",
+            "PORT",
+            "ROLE",
+            "MESH",
+            "VERSION",
+        ],
+        &rows,
+    )
+}
+
 /// `bramble routes`.
 pub fn routes(routes: &[RouteEntry]) -> String {
     let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
