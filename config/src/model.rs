@@ -17,6 +17,10 @@ pub const DEFAULT_IPAM_PATH: &str = "/var/lib/bramble/ipam";
 pub const DEFAULT_ETCD_ENDPOINT: &str = "http://127.0.0.1:2379";
 /// Default `bgp.mesh_lease`, seconds.
 pub const DEFAULT_MESH_LEASE: u32 = 10;
+/// `ipam.etcd_prefix` when absent.
+pub const DEFAULT_ETCD_PREFIX: &str = "/bramble/";
+/// `ipam.etcd_timeout` when absent, seconds.
+pub const DEFAULT_ETCD_TIMEOUT: u32 = 5;
 /// Default `ipam.release_grace`, seconds.
 pub const DEFAULT_RELEASE_GRACE: u32 = 300;
 
@@ -192,7 +196,18 @@ pub struct Ipam {
     /// Default `/var/lib/bramble/ipam`.
     pub path: PathBuf,
     /// Used when `store` is etcd; default `http://127.0.0.1:2379` then, else empty.
+    /// `http://` or `https://` URLs.
     pub etcd_endpoints: Vec<String>,
+    /// Prefix of every IPAM key in etcd; starts and ends with `/`. Default `/bramble/`.
+    pub etcd_prefix: String,
+    /// PEM CA bundle for the etcd servers' certificates (TLS; endpoints must be https).
+    pub etcd_ca: Option<PathBuf>,
+    /// PEM client certificate for etcd (given together with `etcd_key`).
+    pub etcd_cert: Option<PathBuf>,
+    /// PEM private key of `etcd_cert`.
+    pub etcd_key: Option<PathBuf>,
+    /// Seconds an etcd call (and so an allocation) may take before it fails. Default 5.
+    pub etcd_timeout: u32,
     /// Default false.
     pub strict_affinity: bool,
     /// Most blocks this node may own per address family; None (default) = unlimited.

@@ -118,7 +118,12 @@ pub struct RawFib {
 pub struct RawIpam {
     pub store: Option<S<String>>,
     pub path: Option<S<String>>,
-    pub etcd_endpoints: Option<Vec<S<String>>>,
+    pub etcd_endpoints: Option<S<Vec<S<String>>>>,
+    pub etcd_prefix: Option<S<String>>,
+    pub etcd_ca: Option<S<String>>,
+    pub etcd_cert: Option<S<String>>,
+    pub etcd_key: Option<S<String>>,
+    pub etcd_timeout: Option<S<i64>>,
     pub strict_affinity: Option<bool>,
     pub max_blocks_per_node: Option<S<i64>>,
     pub reservations: Option<Vec<S<String>>>,

@@ -363,3 +363,33 @@ fn mesh_errors_point_at_the_value() {
         "b.toml:4:14: bgp.mesh_lease: 1 is out of range (2..=3600)"
     );
 }
+
+#[test]
+fn etcd_keys() {
+    assert_eq!(
+        err("[ipam]\nstore = \"etcd\"\netcd_endpoints = [\"10.0.0.1:2379\"]\n"),
+        "b.toml:3:19: ipam.etcd_endpoints: \"10.0.0.1:2379\" is not an http:// or https:// URL \
+         (e.g. \"http://10.0.0.1:2379\")"
+    );
+    assert_eq!(
+        err("[ipam]\nstore = \"etcd\"\netcd_endpoints = []\n"),
+        "b.toml:3:18: ipam.etcd_endpoints: must list at least one endpoint"
+    );
+    assert_eq!(
+        err("[ipam]\netcd_prefix = \"bramble\"\n"),
+        "b.toml:2:15: ipam.etcd_prefix: \"bramble\" must start and end with \"/\" (e.g. \"/bramble/\")"
+    );
+    assert_eq!(
+        err("[ipam]\netcd_timeout = 0\n"),
+        "b.toml:2:16: ipam.etcd_timeout: 0 is out of range (1..=3600)"
+    );
+    assert_eq!(
+        err("[ipam]\netcd_cert = \"/c.pem\"\n"),
+        "b.toml:2:13: ipam.etcd_cert: needs ipam.etcd_key too"
+    );
+    assert_eq!(
+        err("[ipam]\nstore = \"etcd\"\netcd_ca = \"/ca.pem\"\netcd_endpoints = [\"http://e:2379\"]\n"),
+        "b.toml:4:19: ipam.etcd_endpoints: \"http://e:2379\" must be https:// when etcd_ca or \
+         etcd_cert is set"
+    );
+}

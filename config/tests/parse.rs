@@ -190,6 +190,11 @@ fn empty_file_gets_every_default() {
             store: StoreKind::Sled,
             path: "/var/lib/bramble/ipam".into(),
             etcd_endpoints: vec![],
+            etcd_prefix: "/bramble/".into(),
+            etcd_ca: None,
+            etcd_cert: None,
+            etcd_key: None,
+            etcd_timeout: 5,
             strict_affinity: false,
             max_blocks_per_node: None,
             reservations: vec![],
@@ -280,6 +285,22 @@ fn etcd_store_gets_a_default_endpoint() {
         c.ipam.etcd_endpoints,
         vec!["http://127.0.0.1:2379".to_string()]
     );
+}
+
+#[test]
+fn etcd_keys_are_read() {
+    let c = parse(
+        "[ipam]\nstore = \"etcd\"\netcd_endpoints = [\"https://10.0.0.1:2379\", \"https://10.0.0.2:2379\"]\n\
+         etcd_prefix = \"/cluster-a/\"\netcd_ca = \"/etc/bramble/ca.pem\"\n\
+         etcd_cert = \"/etc/bramble/node.pem\"\netcd_key = \"/etc/bramble/node-key.pem\"\n\
+         etcd_timeout = 2\n",
+    );
+    assert_eq!(c.ipam.etcd_endpoints.len(), 2);
+    assert_eq!(c.ipam.etcd_prefix, "/cluster-a/");
+    assert_eq!(c.ipam.etcd_ca, Some("/etc/bramble/ca.pem".into()));
+    assert_eq!(c.ipam.etcd_cert, Some("/etc/bramble/node.pem".into()));
+    assert_eq!(c.ipam.etcd_key, Some("/etc/bramble/node-key.pem".into()));
+    assert_eq!(c.ipam.etcd_timeout, 2);
 }
 
 #[test]
