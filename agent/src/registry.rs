@@ -6,15 +6,18 @@
 //! back-off, takes a new lease and registers again; while etcd is away the view keeps the
 //! last nodes it saw (sessions already up are left alone).
 //!
-//! The etcd connection is made here (endpoints from `ipam.etcd_endpoints`); TLS and the key
-//! prefix follow the IPAM store's settings once the config has them.
+//! The registry uses the IPAM store's etcd settings (`ipam.etcd_endpoints`, `etcd_prefix`,
+//! `etcd_ca` / `etcd_cert` / `etcd_key`, `etcd_timeout`) but keeps its own async connection:
+//! the IPAM store's client lives on its own runtime behind a synchronous trait.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions, WatchResponse,
+    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
+    WatchOptions, WatchResponse,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,10 +26,6 @@ use tracing::{debug, info, warn};
 
 use crate::api::{NodeInfo, NodeMesh, NodeRole};
 
-/// The key prefix when the config does not name one.
-pub const DEFAULT_PREFIX: &str = "/bramble/";
-/// How long one etcd request (or connecting) may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -39,6 +38,12 @@ pub struct RegistrySettings {
     pub prefix: String,
     /// Lease TTL, seconds.
     pub lease_ttl: u32,
+    /// Bound on connecting and on each request.
+    pub timeout: Duration,
+    /// TLS: CA bundle, client certificate and key (PEM files).
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 impl RegistrySettings {
@@ -49,9 +54,38 @@ impl RegistrySettings {
         }
         Some(Self {
             endpoints: cfg.ipam.etcd_endpoints.clone(),
-            prefix: DEFAULT_PREFIX.to_string(),
+            prefix: cfg.ipam.etcd_prefix.clone(),
             lease_ttl: cfg.bgp.mesh_lease,
+            timeout: Duration::from_secs(cfg.ipam.etcd_timeout.into()),
+            ca: cfg.ipam.etcd_ca.clone(),
+            cert: cfg.ipam.etcd_cert.clone(),
+            key: cfg.ipam.etcd_key.clone(),
         })
+    }
+
+    /// Connection options: timeouts, HTTP/2 keep-alive, TLS when configured. Fails when a
+    /// certificate file cannot be read.
+    fn connect_options(&self) -> Result<ConnectOptions, SessionError> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(self.timeout)
+            // HTTP/2 pings notice a dead etcd even while nothing changes.
+            .with_keep_alive(Duration::from_secs(2), self.timeout)
+            .with_keep_alive_while_idle(true);
+        if self.ca.is_none() && self.cert.is_none() {
+            return Ok(options);
+        }
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| SessionError::Tls(format!("{}: {e}", p.display())))
+        };
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &self.ca {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        options = options.with_tls(tls);
+        Ok(options)
     }
 
     fn nodes_prefix(&self) -> String {
@@ -105,8 +139,10 @@ pub struct NodeView {
 enum SessionError {
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
-    #[error("etcd did not answer {0} within {REQUEST_TIMEOUT:?}")]
+    #[error("etcd did not answer {0} in time")]
     Timeout(&'static str),
+    #[error("cannot read an etcd TLS file: {0}")]
+    Tls(String),
     #[error("the lease expired")]
     LeaseExpired,
     #[error("our registry entry was deleted")]
@@ -235,7 +271,7 @@ async fn run(
         };
         view.send_modify(|v| v.connected = false);
         warn!(error = %ended, "node registry: lost etcd, retrying");
-        if started.elapsed() > MAX_BACKOFF * 2 {
+        if started.elapsed() > MAX_BACKOFF.max(settings.timeout) * 2 {
             backoff = Duration::from_millis(250);
         }
         tokio::select! {
@@ -245,7 +281,7 @@ async fn run(
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
     if let Some((mut client, lease)) = held.lease.take() {
-        match timeout(REQUEST_TIMEOUT, client.lease_revoke(lease)).await {
+        match timeout(settings.timeout, client.lease_revoke(lease)).await {
             Ok(Ok(_)) => info!(node = %me.name, "left the node registry"),
             Ok(Err(e)) => debug!(error = %e, "lease revoke failed"),
             Err(_) => debug!("lease revoke timed out"),
@@ -275,28 +311,27 @@ async fn session_inner(
     view: &watch::Sender<NodeView>,
     held: &mut Held,
 ) -> Result<Never, SessionError> {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(REQUEST_TIMEOUT)
-        // HTTP/2 pings notice a dead etcd even while nothing changes.
-        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(3))
-        .with_keep_alive_while_idle(true);
+    let options = settings.connect_options()?;
+    let t = settings.timeout;
     let mut client = deadline(
+        t,
         "connect",
         Client::connect(settings.endpoints.clone(), Some(options)),
     )
     .await?;
     // A lease from an earlier session may still run: drop it, a new one is taken.
     if let Some((mut old, lease)) = held.lease.take() {
-        let _ = timeout(REQUEST_TIMEOUT, old.lease_revoke(lease)).await;
+        let _ = timeout(t, old.lease_revoke(lease)).await;
     }
     let ttl = i64::from(settings.lease_ttl);
-    let lease = deadline("lease grant", client.lease_grant(ttl, None))
+    let lease = deadline(t, "lease grant", client.lease_grant(ttl, None))
         .await?
         .id();
     held.lease = Some((client.clone(), lease));
     let key = format!("{}{}", settings.nodes_prefix(), me.name);
     let value = serde_json::to_vec(me).unwrap_or_default();
     deadline(
+        t,
         "put",
         client.put(
             key.clone(),
@@ -306,10 +341,11 @@ async fn session_inner(
     )
     .await?;
     let (mut keeper, mut keep_alive) =
-        deadline("lease keep-alive", client.lease_keep_alive(lease)).await?;
+        deadline(t, "lease keep-alive", client.lease_keep_alive(lease)).await?;
 
     let prefix = settings.nodes_prefix();
     let resp = deadline(
+        t,
         "get",
         client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
     )
@@ -335,7 +371,7 @@ async fn session_inner(
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(revision + 1);
-    let mut events = deadline("watch", client.watch(prefix.clone(), Some(options))).await?;
+    let mut events = deadline(t, "watch", client.watch(prefix.clone(), Some(options))).await?;
 
     // Refresh three times per TTL; a lease that has not been refreshed for a whole TTL is
     // gone on the etcd side too.
@@ -348,7 +384,7 @@ async fn session_inner(
                 if refreshed.elapsed() > Duration::from_secs(settings.lease_ttl.into()) {
                     return Err(SessionError::LeaseExpired);
                 }
-                deadline("keep-alive", keeper.keep_alive()).await?;
+                deadline(t, "keep-alive", keeper.keep_alive()).await?;
             }
             m = keep_alive.message() => match m? {
                 Some(r) if r.ttl() > 0 => refreshed = Instant::now(),
@@ -436,10 +472,11 @@ fn decode(prefix: &str, key: &[u8], value: &[u8]) -> Option<NodeInfo> {
 }
 
 async fn deadline<T>(
+    t: Duration,
     what: &'static str,
     f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, SessionError> {
-    match timeout(REQUEST_TIMEOUT, f).await {
+    match timeout(t, f).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(SessionError::Timeout(what)),
     }
