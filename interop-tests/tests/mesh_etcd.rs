@@ -233,7 +233,7 @@ fn five_nodes_mesh_by_themselves_and_a_dead_node_leaves() {
         .a()
         .add_addr(&format!("{}/24", etcd_ip()))
         .unwrap();
-    let etcd = EtcdCluster::in_namespaces(&[(&etcd_ns, IpAddr::V4(etcd_ip()))]).unwrap();
+    let mut etcd = EtcdCluster::in_namespaces(&[(&etcd_ns, IpAddr::V4(etcd_ip()))]).unwrap();
     let endpoints = etcd.client_endpoints();
 
     let mut nodes: Vec<Node> = (0..NODES)
@@ -370,6 +370,68 @@ fn five_nodes_mesh_by_themselves_and_a_dead_node_leaves() {
         .collect();
     assert_eq!(names, ["mesh1", "mesh2", "mesh4", "mesh5"]);
     // The survivors still reach each other's containers.
+    for &i in &alive {
+        for &j in alive.iter().filter(|&&j| j != i) {
+            let out = nodes[i].ping(container_ip(j)).unwrap();
+            assert!(out.contains(" 0% packet loss"), "{out}");
+        }
+    }
+    assert_eq!(
+        etcd.keys("/bramble/nodes/").unwrap(),
+        [
+            "/bramble/nodes/mesh1",
+            "/bramble/nodes/mesh2",
+            "/bramble/nodes/mesh4",
+            "/bramble/nodes/mesh5"
+        ]
+    );
+
+    // etcd goes away for longer than the lease: the sessions and routes stay, `bramble
+    // nodes` keeps the last list it saw.
+    etcd.kill(0);
+    std::thread::sleep(Duration::from_secs(LEASE * 2));
+    for &i in &alive {
+        let n = &nodes[i];
+        assert_eq!(
+            n.established_mesh().unwrap(),
+            others(i, &alive),
+            "{}",
+            n.name
+        );
+        let listed = n.json(&["nodes", "-o", "json"]).unwrap();
+        assert_eq!(
+            listed.as_array().map(Vec::len),
+            Some(alive.len()),
+            "{listed}"
+        );
+        let got = sorted(n.kernel_routes().unwrap());
+        assert_eq!(got, sorted(expected_routes(i, &alive)), "{}", n.name);
+    }
+    // etcd returns: every node registers again under a new lease, nothing else changes.
+    etcd.restart(0).unwrap();
+    wait_until("re-registration", Duration::from_secs(60), POLL, || {
+        let keys = etcd.keys("/bramble/nodes/")?;
+        check(keys.len() == alive.len(), || format!("{keys:?}"))?;
+        // Each key is attached to a live lease again (granted after the restart).
+        for k in &keys {
+            let out = etcd.etcdctl(&["get", k, "-w", "json"])?;
+            check(out.contains("\"lease\""), || format!("{k}: {out}"))?;
+        }
+        Ok(true)
+    })
+    .unwrap();
+    // After a further lease period the entries are still there: the leases are kept alive.
+    std::thread::sleep(Duration::from_secs(LEASE + 2));
+    assert_eq!(etcd.keys("/bramble/nodes/").unwrap().len(), alive.len());
+    for &i in &alive {
+        let n = &nodes[i];
+        assert_eq!(
+            n.established_mesh().unwrap(),
+            others(i, &alive),
+            "{}",
+            n.name
+        );
+    }
     for &i in &alive {
         for &j in alive.iter().filter(|&&j| j != i) {
             let out = nodes[i].ping(container_ip(j)).unwrap();
