@@ -8,217 +8,18 @@
 //! sessions and routes are gone from the other four (`bramble status`, `ip -j route`),
 //! although graceful restart would otherwise keep its routes for the restart time.
 
+mod mesh_common;
+
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use interop_tests::bramble::bramble_bin;
 use interop_tests::etcd::EtcdCluster;
-use interop_tests::process::{command_error, run_unchecked};
-use interop_tests::{check, require_bramble, wait_until, ChildGuard, Lan, Netns, ScratchDir, Veth};
-use serde_json::Value;
+use interop_tests::{check, require_bramble, wait_until, Lan, Netns, ScratchDir};
+
+use mesh_common::*;
 
 const NODES: usize = 5;
-const ASN: u32 = 64512;
-/// `bgp.mesh_lease`, seconds.
-const LEASE: u64 = 5;
-const POLL: Duration = Duration::from_millis(300);
-
-fn lan_ip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 81, 0, i as u8 + 1)
-}
-
-fn etcd_ip() -> Ipv4Addr {
-    Ipv4Addr::new(10, 81, 0, 100)
-}
-
-/// The address of node `i`'s container.
-fn container_ip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 82, i as u8, 10)
-}
-
-/// One Bramble node: its namespace, its container (a namespace behind a veth) and the agent.
-struct Node {
-    name: String,
-    socket: PathBuf,
-    // Field order is drop order: the agent goes before its namespaces.
-    agent: ChildGuard,
-    _link: Veth,
-    _container_link: Veth,
-    container: Netns,
-    ns: Netns,
-}
-
-impl Node {
-    fn start(i: usize, lan: &Lan, endpoints: &[String], dir: &Path) -> Node {
-        let name = format!("mesh{}", i + 1);
-        let ns = Netns::new("mesh-n").unwrap();
-        let link = lan.attach(&ns).unwrap();
-        link.a().add_addr(&format!("{}/24", lan_ip(i))).unwrap();
-        // The container: a /24 behind the node, its default route via the node.
-        let container = Netns::new("mesh-c").unwrap();
-        let clink = Veth::new(&ns, &container).unwrap();
-        clink.a().add_addr(&format!("10.82.{i}.1/24")).unwrap();
-        clink
-            .b()
-            .add_addr(&format!("{}/24", container_ip(i)))
-            .unwrap();
-        container
-            .ip(&["route", "add", "default", "via", &format!("10.82.{i}.1")])
-            .unwrap();
-
-        let socket = dir.join(format!("{name}.sock"));
-        let endpoints: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
-        let text = format!(
-            r#"[node]
-name = "{name}"
-router_id = "{rid}"
-asn = {ASN}
-
-[api]
-socket = "{socket}"
-
-[bgp]
-listen = "0.0.0.0:179"
-hold_time = 9
-mesh = true
-mesh_lease = {LEASE}
-
-[fib]
-enabled = true
-
-[ipam]
-path = "{ipam}"
-etcd_endpoints = [{endpoints}]
-"#,
-            rid = lan_ip(i),
-            socket = socket.display(),
-            ipam = dir.join(format!("{name}-ipam")).display(),
-            endpoints = endpoints.join(", "),
-        );
-        let cfg = dir.join(format!("{name}.toml"));
-        std::fs::write(&cfg, text).unwrap();
-        let mut cmd = ns.command(bramble_bin());
-        cmd.arg("agent").arg("--config").arg(&cfg).env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or("info".into()),
-        );
-        let agent = ChildGuard::spawn(cmd, &format!("bramble-{name}"), dir).unwrap();
-        let mut node = Node {
-            name,
-            socket,
-            agent,
-            _link: link,
-            _container_link: clink,
-            container,
-            ns,
-        };
-        wait_until(
-            "bramble control socket",
-            Duration::from_secs(30),
-            Duration::from_millis(100),
-            || {
-                node.agent.check_running()?;
-                Ok(node.client(&["status", "-o", "json"]).is_ok())
-            },
-        )
-        .unwrap();
-        node
-    }
-
-    /// `bramble ARGS --socket S`: stdout, or the client's error.
-    fn client(&self, args: &[&str]) -> interop_tests::Result<String> {
-        let mut cmd = Command::new(bramble_bin());
-        cmd.args(args).arg("--socket").arg(&self.socket);
-        let out = run_unchecked(&mut cmd)?;
-        if !out.status.success() {
-            return Err(command_error(&cmd, &out));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn json(&self, args: &[&str]) -> interop_tests::Result<Value> {
-        let text = self.client(args)?;
-        serde_json::from_str(&text)
-            .map_err(|e| interop_tests::Error::parse("bramble output", format!("{e}: {text}")))
-    }
-
-    /// `bramble status -o json`: peer address → (type, state).
-    fn peers(&self) -> interop_tests::Result<Vec<(IpAddr, String, String)>> {
-        let v = self.json(&["status", "-o", "json"])?;
-        Ok(v.as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                (
-                    p["peer"].as_str().unwrap_or("").parse().unwrap(),
-                    p["type"].as_str().unwrap_or("").to_string(),
-                    p["state"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect())
-    }
-
-    /// Established mesh peers.
-    fn established_mesh(&self) -> interop_tests::Result<BTreeSet<IpAddr>> {
-        Ok(self
-            .peers()?
-            .into_iter()
-            .filter(|(_, kind, state)| kind == "mesh" && state == "Established")
-            .map(|(a, _, _)| a)
-            .collect())
-    }
-
-    /// Destinations of the kernel's routes installed by Bramble (protocol 196), with their
-    /// gateways.
-    fn kernel_routes(&self) -> interop_tests::Result<Vec<(String, String)>> {
-        let text = self.ns.ip(&["-j", "-4", "route", "show", "proto", "196"])?;
-        let v: Value = serde_json::from_str(if text.trim().is_empty() { "[]" } else { &text })
-            .map_err(|e| interop_tests::Error::parse("ip -j route", format!("{e}: {text}")))?;
-        Ok(v.as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                (
-                    r["dst"].as_str().unwrap_or("").to_string(),
-                    r["gateway"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect())
-    }
-
-    /// Whether this node's container gets an answer from `ip`.
-    fn ping(&self, ip: Ipv4Addr) -> interop_tests::Result<String> {
-        let out = self
-            .container
-            .exec_unchecked("ping", ["-c", "2", "-i", "0.2", "-W", "2", &ip.to_string()])?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-fn others(i: usize, alive: &[usize]) -> BTreeSet<IpAddr> {
-    alive
-        .iter()
-        .filter(|&&j| j != i)
-        .map(|&j| IpAddr::V4(lan_ip(j)))
-        .collect()
-}
-
-/// The container routes node `i` should hold: one per other live node, via that node.
-fn expected_routes(i: usize, alive: &[usize]) -> Vec<(String, String)> {
-    alive
-        .iter()
-        .filter(|&&j| j != i)
-        .map(|&j| (container_ip(j).to_string(), lan_ip(j).to_string()))
-        .collect()
-}
-
-fn sorted(mut v: Vec<(String, String)>) -> Vec<(String, String)> {
-    v.sort();
-    v
-}
 
 #[test]
 fn five_nodes_mesh_by_themselves_and_a_dead_node_leaves() {
@@ -237,7 +38,7 @@ fn five_nodes_mesh_by_themselves_and_a_dead_node_leaves() {
     let endpoints = etcd.client_endpoints();
 
     let mut nodes: Vec<Node> = (0..NODES)
-        .map(|i| Node::start(i, &lan, &endpoints, dir.path()))
+        .map(|i| Node::start(i, &lan, &endpoints, dir.path(), FULL))
         .collect();
     let all: Vec<usize> = (0..NODES).collect();
 
