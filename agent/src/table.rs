@@ -212,6 +212,31 @@ mod tests {
     }
 
     #[test]
+    fn nodes_table() {
+        use crate::api::{NodeInfo, NodeMesh, NodeRole};
+        let node = |name: &str, addr: &str, role, mesh| NodeInfo {
+            name: name.into(),
+            router_id: addr.parse().unwrap(),
+            asn: 64512,
+            addresses: vec![addr.parse().unwrap()],
+            port: 179,
+            role,
+            mesh,
+            version: "0.1.0".into(),
+        };
+        let out = nodes(&[
+            node("rr1", "10.0.0.1", NodeRole::Reflector, NodeMesh::Reflectors),
+            node("node-two", "10.0.0.12", NodeRole::Node, NodeMesh::Full),
+        ]);
+        assert_eq!(
+            out,
+            "NAME      ROUTER-ID  ASN    ADDRESS    PORT  ROLE       MESH        VERSION\n\
+             rr1       10.0.0.1   64512  10.0.0.1   179   reflector  reflectors  0.1.0\n\
+             node-two  10.0.0.12  64512  10.0.0.12  179   node       full        0.1.0\n"
+        );
+    }
+
+    #[test]
     fn status_table_is_aligned() {
         let peers = vec![
             PeerStatus {
