@@ -106,6 +106,48 @@ fn five_nodes_mesh_by_themselves_and_a_dead_node_leaves() {
         Ok(true)
     })
     .unwrap();
+    // The mesh sessions export what the node's own export policy allows: prefixes inside
+    // the IPAM pool only. A prefix outside it stays home; one inside, announced after it,
+    // arrives.
+    nodes[0]
+        .client(&["routes", "announce", "192.0.2.0/24"])
+        .unwrap();
+    nodes[0]
+        .client(&["routes", "announce", "10.82.200.0/24"])
+        .unwrap();
+    wait_until("the pool prefix", Duration::from_secs(30), POLL, || {
+        let got = nodes[1].kernel_routes()?;
+        check(got.iter().any(|(d, _)| d == "10.82.200.0/24"), || {
+            format!("{got:?}")
+        })
+    })
+    .unwrap();
+    let own = nodes[0]
+        .json(&["routes", "-o", "json"])
+        .unwrap()
+        .to_string();
+    assert!(own.contains("\"192.0.2.0/24\""), "{own}");
+    for n in &nodes[1..] {
+        let routes = n.json(&["routes", "-o", "json"]).unwrap().to_string();
+        assert!(!routes.contains("192.0.2.0/24"), "{}: {routes}", n.name);
+    }
+    nodes[0]
+        .client(&["routes", "withdraw", "10.82.200.0/24"])
+        .unwrap();
+    nodes[0]
+        .client(&["routes", "withdraw", "192.0.2.0/24"])
+        .unwrap();
+    wait_until("the withdrawal", Duration::from_secs(30), POLL, || {
+        for (i, n) in nodes.iter().enumerate() {
+            let got = sorted(n.kernel_routes()?);
+            check(got == sorted(expected_routes(i, &all)), || {
+                format!("{}: {got:?}", n.name)
+            })?;
+        }
+        Ok(true)
+    })
+    .unwrap();
+
     for (i, from) in nodes.iter().enumerate() {
         for j in all.iter().filter(|&&j| j != i) {
             let out = from.ping(container_ip(*j)).unwrap();

@@ -103,6 +103,10 @@ enabled = true
 [ipam]
 path = "{ipam}"
 etcd_endpoints = [{endpoints}]
+
+# The containers' addresses: with pools, the node exports only prefixes inside them.
+[[ipam.pools]]
+cidr = "10.82.0.0/16"
 "#,
             rid = lan_ip(i),
             socket = socket.display(),
