@@ -143,6 +143,8 @@ enum SessionError {
     Timeout(&'static str),
     #[error("cannot read an etcd TLS file: {0}")]
     Tls(String),
+    #[error("no etcd endpoints configured")]
+    NoEndpoints,
     #[error("the lease expired")]
     LeaseExpired,
     #[error("our registry entry was deleted")]
@@ -249,10 +251,17 @@ impl Cluster {
     }
 }
 
-/// The lease held now, to revoke on stop.
+/// What outlives one connection: the lease (kept across reconnections while etcd still
+/// has it, so a failover to another member does not make this node leave and come back),
+/// the last client (to revoke the lease on stop) and which endpoint to try next.
 #[derive(Default)]
 struct Held {
-    lease: Option<(Client, i64)>,
+    lease: Option<i64>,
+    client: Option<Client>,
+    /// Index into the endpoints. One endpoint per connection: tonic's balancing across
+    /// several keeps picking a member that refuses connections, so the registry moves to
+    /// the next endpoint itself after a failure.
+    next: usize,
 }
 
 async fn run(
@@ -270,6 +279,7 @@ async fn run(
             _ = stop.changed() => break,
         };
         view.send_modify(|v| v.connected = false);
+        held.next = held.next.wrapping_add(1);
         warn!(error = %ended, "node registry: lost etcd, retrying");
         if started.elapsed() > MAX_BACKOFF.max(settings.timeout) * 2 {
             backoff = Duration::from_millis(250);
@@ -280,7 +290,7 @@ async fn run(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-    if let Some((mut client, lease)) = held.lease.take() {
+    if let (Some(mut client), Some(lease)) = (held.client.take(), held.lease.take()) {
         match timeout(settings.timeout, client.lease_revoke(lease)).await {
             Ok(Ok(_)) => info!(node = %me.name, "left the node registry"),
             Ok(Err(e)) => debug!(error = %e, "lease revoke failed"),
@@ -313,21 +323,40 @@ async fn session_inner(
 ) -> Result<Never, SessionError> {
     let options = settings.connect_options()?;
     let t = settings.timeout;
+    let Some(endpoint) = settings
+        .endpoints
+        .get(held.next % settings.endpoints.len().max(1))
+    else {
+        return Err(SessionError::NoEndpoints);
+    };
     let mut client = deadline(
         t,
         "connect",
-        Client::connect(settings.endpoints.clone(), Some(options)),
+        Client::connect([endpoint.as_str()], Some(options)),
     )
     .await?;
-    // A lease from an earlier session may still run: drop it, a new one is taken.
-    if let Some((mut old, lease)) = held.lease.take() {
-        let _ = timeout(t, old.lease_revoke(lease)).await;
-    }
+    held.client = Some(client.clone());
+    // Keep the lease of an earlier connection while etcd still has it; else take a new one.
     let ttl = i64::from(settings.lease_ttl);
-    let lease = deadline(t, "lease grant", client.lease_grant(ttl, None))
-        .await?
-        .id();
-    held.lease = Some((client.clone(), lease));
+    let alive = match held.lease {
+        Some(id) => {
+            deadline(t, "lease lookup", client.lease_time_to_live(id, None))
+                .await?
+                .ttl()
+                > 0
+        }
+        None => false,
+    };
+    let lease = match held.lease {
+        Some(id) if alive => id,
+        _ => {
+            let id = deadline(t, "lease grant", client.lease_grant(ttl, None))
+                .await?
+                .id();
+            held.lease = Some(id);
+            id
+        }
+    };
     let key = format!("{}{}", settings.nodes_prefix(), me.name);
     let value = serde_json::to_vec(me).unwrap_or_default();
     deadline(
@@ -359,6 +388,7 @@ async fn session_inner(
     }
     info!(
         node = %me.name,
+        endpoint = %endpoint,
         lease,
         ttl,
         nodes = nodes.len(),
