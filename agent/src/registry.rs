@@ -359,6 +359,16 @@ async fn session_inner(
     };
     let key = format!("{}{}", settings.nodes_prefix(), me.name);
     let value = serde_json::to_vec(me).unwrap_or_default();
+    // Another live node under our name (another lease, other addresses) is overwritten;
+    // say so, node names must be unique.
+    let existing = deadline(t, "get", client.get(key.clone(), None)).await?;
+    if let Some(kv) = existing.kvs().first() {
+        let ours = kv.lease() == lease;
+        let other = decode(&settings.nodes_prefix(), kv.key(), kv.value());
+        if !ours && other.is_some_and(|o| o.addresses != me.addresses) {
+            warn!(node = %me.name, "another node is registered under this name; replacing its entry");
+        }
+    }
     deadline(
         t,
         "put",
