@@ -62,15 +62,19 @@ pub fn desired(mode: Advertise, held: &Holdings) -> Desired {
     }
 }
 
-/// `block` without the host addresses in `holes`: the fewest prefixes that cover every other
-/// address of the block (at most one per prefix length between the block's and the host's
-/// for each hole). `[block]` when no hole is inside it.
+/// `block` without the host addresses in `holes`: the fewest prefixes that cover the rest of
+/// the block — except that a host prefix (/32, /128) is never blackholed unless it is the
+/// whole block, because it may be a local container's own host route; so the address next to
+/// a hole (its /31 or /127 sibling) is left uncovered. `[block]` when no hole is inside it.
 pub fn carve(block: Prefix, holes: &[IpAddr]) -> Vec<Prefix> {
     let inside: Vec<IpAddr> = holes
         .iter()
         .copied()
         .filter(|h| block.contains(*h))
         .collect();
+    if inside.is_empty() {
+        return vec![block];
+    }
     let mut out = Vec::new();
     carve_into(block, &inside, &mut out);
     out
@@ -78,11 +82,13 @@ pub fn carve(block: Prefix, holes: &[IpAddr]) -> Vec<Prefix> {
 
 fn carve_into(net: Prefix, holes: &[IpAddr], out: &mut Vec<Prefix>) {
     let mine: Vec<IpAddr> = holes.iter().copied().filter(|h| net.contains(*h)).collect();
+    let host = net.prefix() == if net.is_ipv4() { 32 } else { 128 };
     if mine.is_empty() {
-        out.push(net);
+        if !host {
+            out.push(net);
+        }
         return;
     }
-    // A host prefix that is a hole is left out entirely.
     if let Some((low, high)) = halves(net) {
         carve_into(low, &mine, out);
         carve_into(high, &mine, out);
@@ -239,7 +245,6 @@ mod tests {
             d.blackhole.into_iter().collect::<Vec<_>>(),
             ps(&[
                 "10.244.0.0/30",
-                "10.244.0.4/32",
                 "10.244.0.6/31",
                 "10.244.0.8/29",
                 "10.244.0.16/28",
@@ -248,9 +253,10 @@ mod tests {
             ])
         );
         assert_eq!(
-            carve(p("fd00::/127"), &[ip("fd00::1")]),
-            ps(&["fd00::/128"])
+            carve(p("fd00::/126"), &[ip("fd00::1")]),
+            ps(&["fd00::2/127"])
         );
+        assert_eq!(carve(p("10.0.0.0/32"), &[]), ps(&["10.0.0.0/32"]));
         assert_eq!(
             carve(p("10.0.0.0/32"), &[ip("10.0.0.0")]),
             Vec::<Prefix>::new()
@@ -258,15 +264,18 @@ mod tests {
     }
 
     #[test]
-    fn carved_blackhole_covers_every_other_address() {
+    fn carved_blackhole_covers_every_other_address_but_a_holes_neighbour() {
         let block = p("10.9.0.0/26");
         let holes = [ip("10.9.0.0"), ip("10.9.0.17"), ip("10.9.0.63")];
+        let neighbours = [ip("10.9.0.1"), ip("10.9.0.16"), ip("10.9.0.62")];
         let parts = carve(block, &holes);
         for o in 0u32..64 {
             let a = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 9, 0, 0)) + o));
             let covering = parts.iter().filter(|n| n.contains(a)).count();
-            assert_eq!(covering, usize::from(!holes.contains(&a)), "{a}");
+            let want = !holes.contains(&a) && !neighbours.contains(&a);
+            assert_eq!(covering, usize::from(want), "{a}");
         }
+        assert!(parts.iter().all(|n| n.prefix() < 32));
     }
 
     #[test]

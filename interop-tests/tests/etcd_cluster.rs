@@ -2,7 +2,7 @@
 //! Bramble nodes, each in its own namespace on one LAN, every node's `[ipam] store = "etcd"`.
 //!
 //! - `three_nodes_allocate_concurrently_without_duplicates`: every node runs `bramble-ipam`
-//!   ADDs at once (`ETCD_TEST_ADDS` per node, default 300; the figure is 500): every
+//!   ADDs at once (`ETCD_TEST_ADDS` per node, default 500, the figure): every
 //!   ADD succeeds, all addresses are distinct, every block has one owner, `bramble ipam check`
 //!   is clean on every node.
 //! - `member_loss_and_node_cutoff`: one etcd member is SIGKILLed while the nodes allocate:
@@ -19,8 +19,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use etcd_common::{
-    add, added_ip, adds_per_node, assert_spec_error, concurrent_adds, network, AddOutcome,
-    EtcdLab, PREFIX,
+    add, added_ip, adds_per_node, assert_spec_error, concurrent_adds, network, AddOutcome, EtcdLab,
+    PREFIX,
 };
 use interop_tests::require_bramble;
 
@@ -77,7 +77,7 @@ fn three_nodes_allocate_concurrently_without_duplicates() {
         lab.add_node(POOL, 26, 5, |_| {});
     }
     let nets: Vec<_> = lab.nodes.iter().map(|n| network(&n.socket, POOL)).collect();
-    let per_node = adds_per_node(300);
+    let per_node = adds_per_node(500);
     let outcomes = concurrent_adds(&nets, "c1", per_node, 8);
     let ips = distinct_ips(&outcomes);
     assert_eq!(ips.len(), 3 * per_node);

@@ -146,13 +146,10 @@ impl EtcdLab {
 pub fn start_agent(node: &mut Node, log_dir: &Path) {
     node.agent = None;
     let mut cmd = node.ns.command(bramble_bin());
-    cmd.arg("agent")
-        .arg("--config")
-        .arg(&node.cfg_path)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or("info".into()),
-        );
+    cmd.arg("agent").arg("--config").arg(&node.cfg_path).env(
+        "RUST_LOG",
+        std::env::var("RUST_LOG").unwrap_or("info".into()),
+    );
     let mut child = ChildGuard::spawn(cmd, &format!("bramble-{}", node.name), log_dir).unwrap();
     let socket = node.socket.clone();
     wait_until(
@@ -266,7 +263,9 @@ pub fn adds_per_node(default: usize) -> usize {
 /// The JSON a CNI error must have (spec: `code`, `msg`, optional `details`).
 pub fn assert_spec_error(out: &CniOutput) -> u64 {
     assert!(!out.success(), "expected a failure: {:?}", out.json);
-    let code = out.error_code().unwrap_or_else(|| panic!("no code: {:?}", out.json));
+    let code = out
+        .error_code()
+        .unwrap_or_else(|| panic!("no code: {:?}", out.json));
     assert!(out.json["msg"].is_string(), "{:?}", out.json);
     assert!(out.json["cniVersion"].is_string(), "{:?}", out.json);
     code
