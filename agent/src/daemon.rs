@@ -24,6 +24,9 @@ use crate::server::{ControlSocket, Services};
 
 /// Exit status for a configuration that does not load.
 const EXIT_CONFIG: u8 = 2;
+/// How often a node on a shared (etcd) store re-reads what it holds and what others borrowed
+/// from its blocks.
+const CLUSTER_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs the agent in the foreground. Config errors print `FILE:LINE:COL: reason` and exit 2;
 /// other start-up failures exit 1; a signal-initiated shutdown exits 0.
@@ -144,8 +147,12 @@ async fn run_bound(
 
     let ipam = match allocator {
         Some(allocator) => {
-            let service =
+            let mut service =
                 IpamService::new(allocator, cfg.bgp.advertise, speaker.clone(), local_fib);
+            let shared = cfg.ipam.store == config::StoreKind::Etcd;
+            if shared {
+                service = service.serialize_writes();
+            }
             // Allocations survive restarts: originate what this node already holds.
             service.sync().await;
             info!(
@@ -164,6 +171,20 @@ async fn run_bound(
                     sweeper.release_empty_blocks().await;
                 }
             });
+            if shared {
+                // Other nodes change the shared store too (borrowing from this node's
+                // blocks): re-read it now and then so the blackholes follow.
+                let refresher = Arc::clone(&service);
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(CLUSTER_REFRESH);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        refresher.sync().await;
+                    }
+                });
+            }
             Some(service)
         }
         None => None,

@@ -193,3 +193,21 @@ fn allocators_on_three_nodes_share_one_cluster() {
         assert!(!a.owned_blocks(&format!("node{n}")).unwrap().is_empty());
     }
 }
+
+/// A node borrowing from another's block on etcd: the borrower sees it as borrowed, the owner
+/// as lent (what keeps the owner's blackhole off it).
+#[test]
+fn borrowed_on_one_node_is_lent_on_the_owner() {
+    let cluster = EtcdCluster::single().unwrap();
+    let cfg = IpamConfig::with_pools(vec![
+        Pool::new("10.252.0.0/29".parse().unwrap()).with_block_size(29)
+    ]);
+    let a = Allocator::new(Arc::new(store(&cluster, "/bramble/")), "a", cfg.clone()).unwrap();
+    let b = Allocator::new(Arc::new(store(&cluster, "/bramble/")), "b", cfg).unwrap();
+    let own = a.allocate(&Request::new("ha")).unwrap();
+    let got = b.allocate(&Request::new("hb")).unwrap();
+    assert!(got.borrowed && !own.borrowed);
+    assert_eq!(b.borrowed_addresses("b").unwrap(), vec![got.ip]);
+    assert_eq!(a.lent_addresses("a").unwrap(), vec![got.ip]);
+    assert!(b.lent_addresses("b").unwrap().is_empty());
+}

@@ -17,6 +17,16 @@
 //! re-established) are retried inside that bound, and when it passes the call fails with
 //! [`StoreError::Timeout`] instead of hanging. The bridge never uses `block_on`, so it is safe
 //! from any thread, even one inside another runtime (that thread blocks for at most the bound).
+//!
+//! Endpoints: the store talks to one member at a time and moves to the next on a transport
+//! error or an attempt that takes more than a third of the bound, so a dead or hung member
+//! costs one attempt, not every call. Clients require a leader: a member cut off from its
+//! quorum answers "unavailable" and the store moves on.
+//!
+//! A write that timed out is ambiguous (it may have been committed just before the bound).
+//! The allocator tolerates that like a crash between two writes: a retry of the same request
+//! finds its own handle record, and `bramble ipam check` reports (and `--release` repairs) what
+//! an abandoned request left.
 
 use std::future::Future;
 use std::path::PathBuf;
