@@ -6,9 +6,13 @@
 //! - aggregate: each block this node owns, plus a /32 (/128) per address it borrowed from
 //!   another node's block; each owned block is also blackholed in the kernel, so traffic for
 //!   its unallocated addresses is dropped here rather than looping back to the fabric.
+//!   Addresses of an owned block that other nodes hold (lent: they borrowed them, on a shared
+//!   etcd store) are cut out of the blackhole, which then covers the rest of the block with
+//!   the fewest prefixes: traffic for a lent address follows the borrower's /32 (or, on a
+//!   node that learns only a default route, the way to the fabric) instead of being dropped.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bgp::wire::Prefix;
 use config::Advertise;
@@ -22,6 +26,8 @@ pub struct Holdings {
     pub borrowed: Vec<IpAddr>,
     /// Every address this node allocated (own blocks and borrowed).
     pub addresses: Vec<IpAddr>,
+    /// Addresses in this node's blocks that other nodes hold (aggregate mode).
+    pub lent: Vec<IpAddr>,
 }
 
 /// The prefixes to originate and the blocks to blackhole.
@@ -47,11 +53,67 @@ pub fn desired(mode: Advertise, held: &Holdings) -> Desired {
             let blocks: BTreeSet<Prefix> = held.owned_blocks.iter().copied().collect();
             let mut announce = blocks.clone();
             announce.extend(held.borrowed.iter().copied().map(host_prefix));
+            let blackhole = blocks.iter().flat_map(|&b| carve(b, &held.lent)).collect();
             Desired {
                 announce,
-                blackhole: blocks,
+                blackhole,
             }
         }
+    }
+}
+
+/// `block` without the host addresses in `holes`: the fewest prefixes that cover the rest of
+/// the block — except that a host prefix (/32, /128) is never blackholed unless it is the
+/// whole block, because it may be a local container's own host route; so the address next to
+/// a hole (its /31 or /127 sibling) is left uncovered. `[block]` when no hole is inside it.
+pub fn carve(block: Prefix, holes: &[IpAddr]) -> Vec<Prefix> {
+    let inside: Vec<IpAddr> = holes
+        .iter()
+        .copied()
+        .filter(|h| block.contains(*h))
+        .collect();
+    if inside.is_empty() {
+        return vec![block];
+    }
+    let mut out = Vec::new();
+    carve_into(block, &inside, &mut out);
+    out
+}
+
+fn carve_into(net: Prefix, holes: &[IpAddr], out: &mut Vec<Prefix>) {
+    let mine: Vec<IpAddr> = holes.iter().copied().filter(|h| net.contains(*h)).collect();
+    let host = net.prefix() == if net.is_ipv4() { 32 } else { 128 };
+    if mine.is_empty() {
+        if !host {
+            out.push(net);
+        }
+        return;
+    }
+    if let Some((low, high)) = halves(net) {
+        carve_into(low, &mine, out);
+        carve_into(high, &mine, out);
+    }
+}
+
+/// The two halves of `net`, `None` for a host prefix.
+fn halves(net: Prefix) -> Option<(Prefix, Prefix)> {
+    let len = net.prefix() + 1;
+    match net {
+        Prefix::V4(n) if n.prefix() < 32 => {
+            let base = u32::from(n.network());
+            let step = 1u32 << (32 - len);
+            let low = ipnetwork::Ipv4Network::new(Ipv4Addr::from(base), len).ok()?;
+            let high = ipnetwork::Ipv4Network::new(Ipv4Addr::from(base | step), len).ok()?;
+            Some((Prefix::V4(low), Prefix::V4(high)))
+        }
+        Prefix::V6(n) if n.prefix() < 128 => {
+            let base = u128::from(n.network());
+            let step = 1u128 << (128 - len);
+            let low = ipnetwork::Ipv6Network::new(Ipv6Addr::from(base), len).ok()?;
+            let high = ipnetwork::Ipv6Network::new(Ipv6Addr::from(base | step), len).ok()?;
+            Some((Prefix::V6(low), Prefix::V6(high)))
+        }
+        _ => None,
     }
 }
 
@@ -145,6 +207,7 @@ mod tests {
             owned_blocks: ps(&["10.244.0.0/26", "fd00::/122"]),
             borrowed: vec![ip("10.244.1.5")],
             addresses: vec![ip("10.244.0.1"), ip("10.244.1.5"), ip("fd00::2")],
+            lent: Vec::new(),
         }
     }
 
@@ -169,6 +232,50 @@ mod tests {
             d.blackhole.into_iter().collect::<Vec<_>>(),
             ps(&["10.244.0.0/26", "fd00::/122"])
         );
+    }
+
+    #[test]
+    fn lent_addresses_are_cut_out_of_the_blackhole() {
+        let mut h = held();
+        h.lent = vec![ip("10.244.0.5"), ip("10.244.9.9")];
+        let d = desired(Advertise::Aggregate, &h);
+        // The block is still announced whole; the borrower announces the /32.
+        assert!(d.announce.contains(&p("10.244.0.0/26")));
+        assert_eq!(
+            d.blackhole.into_iter().collect::<Vec<_>>(),
+            ps(&[
+                "10.244.0.0/30",
+                "10.244.0.6/31",
+                "10.244.0.8/29",
+                "10.244.0.16/28",
+                "10.244.0.32/27",
+                "fd00::/122",
+            ])
+        );
+        assert_eq!(
+            carve(p("fd00::/126"), &[ip("fd00::1")]),
+            ps(&["fd00::2/127"])
+        );
+        assert_eq!(carve(p("10.0.0.0/32"), &[]), ps(&["10.0.0.0/32"]));
+        assert_eq!(
+            carve(p("10.0.0.0/32"), &[ip("10.0.0.0")]),
+            Vec::<Prefix>::new()
+        );
+    }
+
+    #[test]
+    fn carved_blackhole_covers_every_other_address_but_a_holes_neighbour() {
+        let block = p("10.9.0.0/26");
+        let holes = [ip("10.9.0.0"), ip("10.9.0.17"), ip("10.9.0.63")];
+        let neighbours = [ip("10.9.0.1"), ip("10.9.0.16"), ip("10.9.0.62")];
+        let parts = carve(block, &holes);
+        for o in 0u32..64 {
+            let a = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 9, 0, 0)) + o));
+            let covering = parts.iter().filter(|n| n.contains(a)).count();
+            let want = !holes.contains(&a) && !neighbours.contains(&a);
+            assert_eq!(covering, usize::from(want), "{a}");
+        }
+        assert!(parts.iter().all(|n| n.prefix() < 32));
     }
 
     #[test]

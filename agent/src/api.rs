@@ -2,7 +2,7 @@
 //! the client, one [`Response`] per line back. Server and CLI share these types.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use bgp::speaker::{Announce, PeerStatus, RouteEntry, TableKind};
 use bgp::wire::Prefix;
@@ -54,6 +54,52 @@ pub enum Request {
     },
     /// Whether the agent can allocate now (CNI STATUS).
     IpamStatus,
+    /// The nodes in the etcd node registry (`bramble nodes`).
+    Nodes,
+}
+
+/// What a node is in the BGP topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRole {
+    /// An ordinary node (no `bgp.cluster_id`).
+    Node,
+    /// A route reflector (`bgp.cluster_id` set, RFC 4456).
+    Reflector,
+}
+
+/// A node's `bgp.mesh` setting, as it registers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeMesh {
+    /// `false`: peers only with its configured neighbours.
+    Off,
+    /// `true`: the full node-to-node mesh.
+    Full,
+    /// `"reflectors"`: peers with the registered route reflectors.
+    Reflectors,
+}
+
+/// One node's entry in the registry: the JSON value of `<prefix>nodes/<name>`, written by
+/// that node under an etcd lease it keeps alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub router_id: Ipv4Addr,
+    pub asn: u32,
+    /// Where the node accepts BGP sessions; mesh peers use the first.
+    pub addresses: Vec<IpAddr>,
+    /// Its BGP port.
+    #[serde(default = "default_bgp_port")]
+    pub port: u16,
+    pub role: NodeRole,
+    pub mesh: NodeMesh,
+    /// The Bramble version it runs.
+    pub version: String,
+}
+
+fn default_bgp_port() -> u16 {
+    179
 }
 
 /// One allocated address, as the control API reports it.
@@ -103,6 +149,12 @@ pub enum Response {
         clean: bool,
         released: usize,
     },
+    /// Nodes: the registered nodes by name, and whether the agent is connected to etcd now
+    /// (when not, the list is the last one it saw).
+    Nodes {
+        nodes: Vec<NodeInfo>,
+        connected: bool,
+    },
 }
 
 #[cfg(test)]
@@ -135,7 +187,29 @@ mod tests {
                 peer: None
             }
         );
+        let nodes: Request = serde_json::from_str(r#"{"request":"nodes"}"#).unwrap();
+        assert_eq!(nodes, Request::Nodes);
         let done = serde_json::to_string(&Response::Done { count: 1 }).unwrap();
         assert_eq!(done, r#"{"response":"done","count":1}"#);
+    }
+
+    #[test]
+    fn node_info_json() {
+        let info = NodeInfo {
+            name: "n1".into(),
+            router_id: "192.0.2.1".parse().unwrap(),
+            asn: 64512,
+            addresses: vec!["192.0.2.1".parse().unwrap()],
+            port: 179,
+            role: NodeRole::Reflector,
+            mesh: NodeMesh::Full,
+            version: "0.1.0".into(),
+        };
+        let text = serde_json::to_string(&info).unwrap();
+        assert_eq!(
+            text,
+            r#"{"name":"n1","router_id":"192.0.2.1","asn":64512,"addresses":["192.0.2.1"],"port":179,"role":"reflector","mesh":"full","version":"0.1.0"}"#
+        );
+        assert_eq!(serde_json::from_str::<NodeInfo>(&text).unwrap(), info);
     }
 }

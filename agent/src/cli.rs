@@ -34,6 +34,13 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// One row per node in the etcd node registry.
+    Nodes {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// List routes, or announce / withdraw operator-originated ones.
     Routes(RoutesArgs),
     /// IP address management: allocate, release, show usage, check consistency.

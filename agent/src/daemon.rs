@@ -24,6 +24,9 @@ use crate::server::{ControlSocket, Services};
 
 /// Exit status for a configuration that does not load.
 const EXIT_CONFIG: u8 = 2;
+/// How often a node on a shared (etcd) store re-reads what it holds and what others borrowed
+/// from its blocks.
+const CLUSTER_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs the agent in the foreground. Config errors print `FILE:LINE:COL: reason` and exit 2;
 /// other start-up failures exit 1; a signal-initiated shutdown exits 0.
@@ -144,8 +147,12 @@ async fn run_bound(
 
     let ipam = match allocator {
         Some(allocator) => {
-            let service =
+            let mut service =
                 IpamService::new(allocator, cfg.bgp.advertise, speaker.clone(), local_fib);
+            let shared = cfg.ipam.store == config::StoreKind::Etcd;
+            if shared {
+                service = service.serialize_writes();
+            }
             // Allocations survive restarts: originate what this node already holds.
             service.sync().await;
             info!(
@@ -164,16 +171,36 @@ async fn run_bound(
                     sweeper.release_empty_blocks().await;
                 }
             });
+            if shared {
+                // Other nodes change the shared store too (borrowing from this node's
+                // blocks): re-read it now and then so the blackholes follow.
+                let refresher = Arc::clone(&service);
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(CLUSTER_REFRESH);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        refresher.sync().await;
+                    }
+                });
+            }
             Some(service)
         }
         None => None,
     };
+    // The node registry and the mesh (when etcd is configured).
+    let cluster = crate::registry::Cluster::start(cfg, &speaker);
     let services = Services {
         speaker: speaker.clone(),
         fib: fib.clone(),
         ipam,
+        cluster: cluster.clone(),
     };
     socket.serve(services, shutdown).await;
+    if let Some(cluster) = cluster {
+        cluster.stop().await;
+    }
 
     // RFC 4271 §6.7: peers are told with a Cease NOTIFICATION; the speaker sends it.
     if let Err(e) = speaker.shutdown().await {
@@ -268,7 +295,7 @@ fn md5_key(password: &Password) -> anyhow::Result<Md5Key> {
 }
 
 /// `POOL le 32` (IPv4) or `POOL le 128` (IPv6): the pool and everything inside it.
-fn pool_rule(pool: Prefix) -> PrefixRule {
+pub(crate) fn pool_rule(pool: Prefix) -> PrefixRule {
     PrefixRule {
         prefix: pool,
         ge: pool.prefix(),

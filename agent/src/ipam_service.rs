@@ -16,7 +16,10 @@ use bgp::speaker::{Announce, SpeakerHandle};
 use bgp::wire::Prefix;
 use config::{Advertise, Config, StoreKind};
 use fib::Route;
-use ipam::{Allocation, Allocator, Family, IpamConfig, IpamError, PoolUsage, SledStore, Store};
+use ipam::{
+    Allocation, Allocator, EtcdOptions, EtcdStore, Family, IpamConfig, IpamError, PoolUsage,
+    SledStore, Store,
+};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
@@ -27,8 +30,12 @@ use crate::local_fib::LocalFib;
 /// Why IPAM could not start (the agent does not start either).
 #[derive(Debug, thiserror::Error)]
 pub enum IpamStartError {
-    #[error("ipam.store = \"etcd\": the etcd store is not implemented yet (use \"sled\")")]
-    EtcdNotImplemented,
+    #[error("cannot open the etcd IPAM store at {}", .endpoints.join(", "))]
+    Etcd {
+        endpoints: Vec<String>,
+        #[source]
+        source: ipam::StoreError,
+    },
     #[error("cannot open the IPAM store at {}", .path.display())]
     Store {
         path: PathBuf,
@@ -56,24 +63,47 @@ pub fn ipam_config(cfg: &config::Ipam) -> IpamConfig {
     }
 }
 
+/// The etcd store's settings from `[ipam]`.
+pub fn etcd_options(cfg: &config::Ipam) -> EtcdOptions {
+    EtcdOptions {
+        endpoints: cfg.etcd_endpoints.clone(),
+        prefix: cfg.etcd_prefix.clone(),
+        timeout: std::time::Duration::from_secs(u64::from(cfg.etcd_timeout)),
+        ca: cfg.etcd_ca.clone(),
+        cert: cfg.etcd_cert.clone(),
+        key: cfg.etcd_key.clone(),
+    }
+}
+
 /// Opens the store and the allocator for `node.name`; `None` when no pool is configured
 /// (IPAM off).
 pub async fn open_allocator(cfg: &Config) -> Result<Option<Arc<Allocator>>, IpamStartError> {
     if cfg.ipam.pools.is_empty() {
         return Ok(None);
     }
-    if cfg.ipam.store == StoreKind::Etcd {
-        return Err(IpamStartError::EtcdNotImplemented);
-    }
     let path = cfg.ipam.path.clone();
     let node = cfg.node.name.clone();
     let ipam_cfg = ipam_config(&cfg.ipam);
+    let etcd = (cfg.ipam.store == StoreKind::Etcd).then(|| etcd_options(&cfg.ipam));
     let opened = tokio::task::spawn_blocking(move || {
-        let store = SledStore::open(&path).map_err(|source| IpamStartError::Store {
-            path: path.clone(),
-            source,
-        })?;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store: Arc<dyn Store> = match etcd {
+            // Connecting is lazy: an unreachable etcd does not stop the agent, each
+            // allocation fails within the timeout until etcd is back.
+            Some(opts) => {
+                Arc::new(
+                    EtcdStore::open(&opts).map_err(|source| IpamStartError::Etcd {
+                        endpoints: opts.endpoints.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => Arc::new(
+                SledStore::open(&path).map_err(|source| IpamStartError::Store {
+                    path: path.clone(),
+                    source,
+                })?,
+            ),
+        };
         Allocator::new(store, &node, ipam_cfg).map_err(IpamStartError::Allocator)
     })
     .await
@@ -88,6 +118,10 @@ pub struct IpamService {
     speaker: SpeakerHandle,
     fib: Option<LocalFib>,
     advertiser: Mutex<Advertiser>,
+    /// Held around each allocate / release when set (shared store): this node's requests
+    /// would all contend for the same block, and on etcd a lost compare-and-swap costs
+    /// round trips, so they take turns here and only other nodes can conflict.
+    writes: Option<Arc<std::sync::Mutex<()>>>,
 }
 
 impl IpamService {
@@ -104,7 +138,29 @@ impl IpamService {
             speaker,
             fib,
             advertiser: Mutex::default(),
+            writes: None,
         }
+    }
+
+    /// Makes this node's allocations and releases take turns (for a store shared by nodes).
+    pub fn serialize_writes(mut self) -> Self {
+        self.writes = Some(Arc::default());
+        self
+    }
+
+    /// [`IpamService::blocking`] under the write lock, if there is one.
+    async fn blocking_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Allocator) -> Result<T, IpamError> + Send + 'static,
+    ) -> Result<T, String> {
+        let writes = self.writes.clone();
+        self.blocking(move |a| {
+            let _turn = writes
+                .as_ref()
+                .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+            f(a)
+        })
+        .await
     }
 
     /// Runs `f` on the blocking pool; errors become the one-line message the API returns.
@@ -135,6 +191,7 @@ impl IpamService {
                     Advertise::Aggregate => Holdings {
                         owned_blocks: a.owned_blocks(&node)?,
                         borrowed: a.borrowed_addresses(&node)?,
+                        lent: a.lent_addresses(&node)?,
                         addresses: Vec::new(),
                     },
                 })
@@ -251,7 +308,7 @@ impl IpamService {
                     ip,
                     attrs,
                 };
-                let got = self.blocking(move |a| a.allocate(&req)).await?;
+                let got = self.blocking_write(move |a| a.allocate(&req)).await?;
                 self.sync().await;
                 Ok(Response::Allocated {
                     addresses: vec![api_address(got)],
@@ -260,11 +317,11 @@ impl IpamService {
             Request::IpamRelease { handle, ip } => {
                 let count = match (handle, ip) {
                     (Some(handle), None) => self
-                        .blocking(move |a| a.release_handle(&handle))
+                        .blocking_write(move |a| a.release_handle(&handle))
                         .await?
                         .len(),
                     (None, Some(ip)) => self
-                        .blocking(move |a| a.release_ip(ip, None))
+                        .blocking_write(move |a| a.release_ip(ip, None))
                         .await?
                         .map_or(0, |_| 1),
                     _ => return Err("give exactly one of handle and ip".into()),

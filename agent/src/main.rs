@@ -9,7 +9,9 @@ mod fib_sink;
 mod ipam_cli;
 mod ipam_service;
 mod local_fib;
+mod mesh;
 mod prefix_file;
+mod registry;
 mod server;
 mod table;
 
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
         Command::Status { output, client } => finish(status(&client, output.format)),
+        Command::Nodes { output, client } => finish(nodes(&client, output.format)),
         Command::Routes(args) => finish(routes(args)),
         Command::Ipam { command } => ipam_cli::run(command),
     }
@@ -72,6 +75,23 @@ fn status(client: &ClientArgs, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&peers)?),
         Output::Text => print!("{}", table::status(&peers, unix_now())),
+    }
+    Ok(())
+}
+
+fn nodes(client: &ClientArgs, output: Output) -> anyhow::Result<()> {
+    let (nodes, connected) = match Client::connect(&client.socket)?.request(&api::Request::Nodes)? {
+        api::Response::Nodes { nodes, connected } => (nodes, connected),
+        other => anyhow::bail!("unexpected answer from the agent: {other:?}"),
+    };
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&nodes)?),
+        Output::Text => {
+            print!("{}", table::nodes(&nodes));
+            if !connected {
+                eprintln!("bramble: not connected to etcd; this is the last list seen");
+            }
+        }
     }
     Ok(())
 }

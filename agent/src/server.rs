@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use crate::api::{Request, Response, MAX_REQUEST_LEN};
 use crate::fib_sink::fib_routes;
 use crate::ipam_service::IpamService;
+use crate::registry::Cluster;
 
 /// What the control server answers from: the speaker, the FIB programmer when
 /// `[fib] enabled` (the speaker does not serve the FIB table), and IPAM when
@@ -30,6 +31,8 @@ pub struct Services {
     pub speaker: SpeakerHandle,
     pub fib: Option<FibHandle>,
     pub ipam: Option<Arc<IpamService>>,
+    /// The node registry and mesh, when etcd endpoints are configured.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Why the control socket could not be set up.
@@ -235,10 +238,24 @@ pub async fn answer(services: &Services, req: Request) -> Response {
             table: TableKind::Fib,
             peer,
         } => return fib_table(services.fib.as_ref(), peer).await,
-        Request::Status => speaker
-            .status()
-            .await
-            .map(|peers| Response::Status { peers }),
+        Request::Status => speaker.status().await.map(|mut peers| {
+            if let Some(mesh) = services.cluster.as_ref().and_then(|c| c.mesh.as_ref()) {
+                mesh.mark(&mut peers);
+            }
+            Response::Status { peers }
+        }),
+        Request::Nodes => Ok(match &services.cluster {
+            Some(cluster) => {
+                let view = cluster.registry.view();
+                Response::Nodes {
+                    nodes: view.nodes.into_values().collect(),
+                    connected: view.connected,
+                }
+            }
+            None => Response::Error {
+                message: "no node registry: set ipam.etcd_endpoints".into(),
+            },
+        }),
         Request::Routes { table, peer } => speaker.routes(table, peer).await.map(|r| match r {
             Ok(routes) => Response::Routes { routes },
             Err(message) => Response::Error { message },

@@ -66,6 +66,44 @@ pub fn status(peers: &[PeerStatus], now: u64) -> String {
     )
 }
 
+/// `bramble nodes`.
+pub fn nodes(nodes: &[crate::api::NodeInfo]) -> String {
+    // The JSON names ("node", "reflector", "full", …).
+    let kebab = |v: serde_json::Result<serde_json::Value>| match v {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".to_string(),
+    };
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let addresses: Vec<String> = n.addresses.iter().map(ToString::to_string).collect();
+            vec![
+                n.name.clone(),
+                n.router_id.to_string(),
+                n.asn.to_string(),
+                addresses.join(","),
+                n.port.to_string(),
+                kebab(serde_json::to_value(n.role)),
+                kebab(serde_json::to_value(n.mesh)),
+                n.version.clone(),
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "NAME",
+            "ROUTER-ID",
+            "ASN",
+            "ADDRESS",
+            "PORT",
+            "ROLE",
+            "MESH",
+            "VERSION",
+        ],
+        &rows,
+    )
+}
+
 /// `bramble routes`.
 pub fn routes(routes: &[RouteEntry]) -> String {
     let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
@@ -171,6 +209,31 @@ mod tests {
         assert_eq!(since(1000, 1303), "5m3s ago");
         assert_eq!(since(0, 1303), "-");
         assert_eq!(since(2000, 1303), "-");
+    }
+
+    #[test]
+    fn nodes_table() {
+        use crate::api::{NodeInfo, NodeMesh, NodeRole};
+        let node = |name: &str, addr: &str, role, mesh| NodeInfo {
+            name: name.into(),
+            router_id: addr.parse().unwrap(),
+            asn: 64512,
+            addresses: vec![addr.parse().unwrap()],
+            port: 179,
+            role,
+            mesh,
+            version: "0.1.0".into(),
+        };
+        let out = nodes(&[
+            node("rr1", "10.0.0.1", NodeRole::Reflector, NodeMesh::Reflectors),
+            node("node-two", "10.0.0.12", NodeRole::Node, NodeMesh::Full),
+        ]);
+        assert_eq!(
+            out,
+            "NAME      ROUTER-ID  ASN    ADDRESS    PORT  ROLE       MESH        VERSION\n\
+             rr1       10.0.0.1   64512  10.0.0.1   179   reflector  reflectors  0.1.0\n\
+             node-two  10.0.0.12  64512  10.0.0.12  179   node       full        0.1.0\n"
+        );
     }
 
     #[test]

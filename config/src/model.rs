@@ -17,6 +17,12 @@ pub const DEFAULT_IPAM_PATH: &str = "/var/lib/bramble/ipam";
 pub const DEFAULT_ETCD_ENDPOINT: &str = "http://127.0.0.1:2379";
 /// Default `bgp.peers.add_path_max`.
 pub const DEFAULT_ADD_PATH_MAX: u16 = bgp::speaker::DEFAULT_ADD_PATH_MAX;
+/// Default `bgp.mesh_lease`, seconds.
+pub const DEFAULT_MESH_LEASE: u32 = 10;
+/// `ipam.etcd_prefix` when absent.
+pub const DEFAULT_ETCD_PREFIX: &str = "/bramble/";
+/// `ipam.etcd_timeout` when absent, seconds.
+pub const DEFAULT_ETCD_TIMEOUT: u32 = 5;
 /// Default `ipam.release_grace`, seconds.
 pub const DEFAULT_RELEASE_GRACE: u32 = 300;
 
@@ -84,7 +90,24 @@ pub struct Bgp {
     pub restart_time: u16,
     /// Set = this node is a route reflector (RFC 4456).
     pub cluster_id: Option<Ipv4Addr>,
+    /// The node-to-node mesh over the etcd node registry. Default off.
+    pub mesh: MeshMode,
+    /// TTL in seconds of this node's registry entry (its etcd lease); a node that stops
+    /// refreshing it is gone after this long. Default 10.
+    pub mesh_lease: u32,
     pub peers: Vec<Peer>,
+}
+
+/// `bgp.mesh`: which registered nodes this node peers with automatically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MeshMode {
+    /// `false`: only the configured `[[bgp.peers]]`.
+    #[default]
+    Off,
+    /// `true`: iBGP with every other registered node (route reflectors stay out).
+    Full,
+    /// `"reflectors"`: iBGP with the registered route reflectors only.
+    Reflectors,
 }
 
 /// The TCP MD5 key of a peer (RFC 2385): inline, or read from a file at connect time.
@@ -180,7 +203,18 @@ pub struct Ipam {
     /// Default `/var/lib/bramble/ipam`.
     pub path: PathBuf,
     /// Used when `store` is etcd; default `http://127.0.0.1:2379` then, else empty.
+    /// `http://` or `https://` URLs.
     pub etcd_endpoints: Vec<String>,
+    /// Prefix of every IPAM key in etcd; starts and ends with `/`. Default `/bramble/`.
+    pub etcd_prefix: String,
+    /// PEM CA bundle for the etcd servers' certificates (TLS; endpoints must be https).
+    pub etcd_ca: Option<PathBuf>,
+    /// PEM client certificate for etcd (given together with `etcd_key`).
+    pub etcd_cert: Option<PathBuf>,
+    /// PEM private key of `etcd_cert`.
+    pub etcd_key: Option<PathBuf>,
+    /// Seconds an etcd call (and so an allocation) may take before it fails. Default 5.
+    pub etcd_timeout: u32,
     /// Default false.
     pub strict_affinity: bool,
     /// Most blocks this node may own per address family; None (default) = unlimited.

@@ -49,8 +49,36 @@ pub struct RawBgp {
     pub graceful_restart: Option<bool>,
     pub restart_time: Option<S<i64>>,
     pub cluster_id: Option<S<String>>,
+    pub mesh: Option<S<RawMesh>>,
+    pub mesh_lease: Option<S<i64>>,
     #[serde(default)]
     pub peers: Vec<RawPeer>,
+}
+
+/// `bgp.mesh`: `true` / `false` or a word (`"reflectors"`).
+#[derive(Debug)]
+pub enum RawMesh {
+    Flag(bool),
+    Word(String),
+}
+
+impl<'de> Deserialize<'de> for RawMesh {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RawMesh;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or \"reflectors\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawMesh, E> {
+                Ok(RawMesh::Flag(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawMesh, E> {
+                Ok(RawMesh::Word(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,7 +120,12 @@ pub struct RawFib {
 pub struct RawIpam {
     pub store: Option<S<String>>,
     pub path: Option<S<String>>,
-    pub etcd_endpoints: Option<Vec<S<String>>>,
+    pub etcd_endpoints: Option<S<Vec<S<String>>>>,
+    pub etcd_prefix: Option<S<String>>,
+    pub etcd_ca: Option<S<String>>,
+    pub etcd_cert: Option<S<String>>,
+    pub etcd_key: Option<S<String>>,
+    pub etcd_timeout: Option<S<i64>>,
     pub strict_affinity: Option<bool>,
     pub max_blocks_per_node: Option<S<i64>>,
     pub reservations: Option<Vec<S<String>>>,

@@ -236,6 +236,14 @@ pub(crate) fn resolve(c: &mut Checker<'_>, raw: &RawConfig, host: &HostFacts) ->
     let bgp = bgp(c, &raw.bgp, node.as_ref().map(|n| n.asn));
     let fib = fib(c, &raw.fib);
     let ipam = ipam(c, &raw.ipam);
+    if let (Some(m), Some(b), Some(i)) = (&raw.bgp.mesh, &bgp, &ipam) {
+        if b.mesh != MeshMode::Off && i.etcd_endpoints.is_empty() {
+            c.err(
+                m.span(),
+                "bgp.mesh: needs the etcd node registry (set ipam.etcd_endpoints)",
+            );
+        }
+    }
     Some(Config {
         node: node?,
         api: api?,
@@ -305,6 +313,24 @@ fn api(c: &mut Checker<'_>, raw: &RawApi) -> Option<Api> {
     })
 }
 
+fn mesh_mode(c: &mut Checker<'_>, raw: &Option<S<RawMesh>>) -> Option<MeshMode> {
+    let Some(m) = raw else {
+        return Some(MeshMode::Off);
+    };
+    match m.get_ref() {
+        RawMesh::Flag(true) => Some(MeshMode::Full),
+        RawMesh::Flag(false) => Some(MeshMode::Off),
+        RawMesh::Word(w) if w == "reflectors" => Some(MeshMode::Reflectors),
+        RawMesh::Word(w) => {
+            c.err(
+                m.span(),
+                format!("bgp.mesh: {w:?} is not one of true, false, \"reflectors\""),
+            );
+            None
+        }
+    }
+}
+
 fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> {
     let listen = optional(
         raw.listen
@@ -333,6 +359,24 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
             .as_ref()
             .map(|id| c.ipv4(id, "bgp.cluster_id")),
     );
+    let mesh = mesh_mode(c, &raw.mesh);
+    // etcd's minimum lease is a few election timeouts; an hour is plenty.
+    let mesh_lease = c.int_or(
+        &raw.mesh_lease,
+        "bgp.mesh_lease",
+        2,
+        3600,
+        DEFAULT_MESH_LEASE,
+    );
+    if let (Some(m), Some(MeshMode::Full | MeshMode::Reflectors), None) =
+        (&raw.mesh, mesh, &raw.listen)
+    {
+        // The node with the lower address waits for the other's connection.
+        c.err(
+            m.span(),
+            "bgp.mesh: needs bgp.listen (mesh peers connect to each other)",
+        );
+    }
 
     let mut peers = Vec::with_capacity(raw.peers.len());
     let mut all_ok = true;
@@ -366,6 +410,8 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
         graceful_restart: raw.graceful_restart.unwrap_or(true),
         restart_time: restart_time?,
         cluster_id: cluster_id?,
+        mesh: mesh?,
+        mesh_lease: mesh_lease?,
         peers: all_ok.then_some(peers)?,
     })
 }
@@ -525,11 +571,7 @@ fn ipam(c: &mut Checker<'_>, raw: &RawIpam) -> Option<Ipam> {
         Some(p) => Some(PathBuf::from(p.get_ref())),
         None => Some(PathBuf::from(DEFAULT_IPAM_PATH)),
     };
-    let etcd_endpoints = match &raw.etcd_endpoints {
-        Some(list) => list.iter().map(|e| e.get_ref().clone()).collect(),
-        None if store == Some(StoreKind::Etcd) => vec![DEFAULT_ETCD_ENDPOINT.to_string()],
-        None => Vec::new(),
-    };
+    let etcd = etcd(c, raw, store == Some(StoreKind::Etcd));
     let max_blocks_per_node = optional(
         raw.max_blocks_per_node
             .as_ref()
@@ -551,12 +593,124 @@ fn ipam(c: &mut Checker<'_>, raw: &RawIpam) -> Option<Ipam> {
     Some(Ipam {
         store: store?,
         path: path?,
-        etcd_endpoints,
+        etcd_endpoints: etcd.as_ref()?.endpoints.clone(),
+        etcd_prefix: etcd.as_ref()?.prefix.clone(),
+        etcd_ca: etcd.as_ref()?.ca.clone(),
+        etcd_cert: etcd.as_ref()?.cert.clone(),
+        etcd_key: etcd.as_ref()?.key.clone(),
+        etcd_timeout: etcd.as_ref()?.timeout,
         strict_affinity: raw.strict_affinity.unwrap_or(false),
         max_blocks_per_node: max_blocks_per_node?,
         reservations: reservations?,
         release_grace: release_grace?,
         pools: all_ok.then(|| pools.into_iter().map(|(p, _)| p).collect())?,
+    })
+}
+
+/// The `ipam.etcd_*` keys, checked.
+struct EtcdKeys {
+    endpoints: Vec<String>,
+    prefix: String,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    timeout: u32,
+}
+
+/// `ipam.etcd_*`: checked whatever the store (a typo should not wait until the switch to
+/// etcd), defaults filled in; the default endpoint only when the store is etcd.
+fn etcd(c: &mut Checker<'_>, raw: &RawIpam, is_etcd: bool) -> Option<EtcdKeys> {
+    let mut ok = true;
+    let path = |c: &mut Checker<'_>, v: &Option<S<String>>, key: &str, ok: &mut bool| match v {
+        Some(p) if p.get_ref().is_empty() => {
+            c.err(p.span(), format!("ipam.{key}: must not be empty"));
+            *ok = false;
+            None
+        }
+        Some(p) => Some(PathBuf::from(p.get_ref())),
+        None => None,
+    };
+    let ca = path(c, &raw.etcd_ca, "etcd_ca", &mut ok);
+    let cert = path(c, &raw.etcd_cert, "etcd_cert", &mut ok);
+    let key = path(c, &raw.etcd_key, "etcd_key", &mut ok);
+    match (&raw.etcd_cert, &raw.etcd_key) {
+        (Some(v), None) => {
+            c.err(v.span(), "ipam.etcd_cert: needs ipam.etcd_key too");
+            ok = false;
+        }
+        (None, Some(v)) => {
+            c.err(v.span(), "ipam.etcd_key: needs ipam.etcd_cert too");
+            ok = false;
+        }
+        _ => {}
+    }
+    let tls = raw.etcd_ca.is_some() || raw.etcd_cert.is_some();
+    let endpoints = match &raw.etcd_endpoints {
+        Some(list) if list.get_ref().is_empty() => {
+            c.err(
+                list.span(),
+                "ipam.etcd_endpoints: must list at least one endpoint",
+            );
+            ok = false;
+            Vec::new()
+        }
+        Some(list) => {
+            let list = list.get_ref();
+            for e in list {
+                let url = e.get_ref();
+                let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+                let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
+                if !scheme_ok || rest.is_empty() {
+                    c.err(
+                        e.span(),
+                        format!(
+                            "ipam.etcd_endpoints: {url:?} is not an http:// or https:// URL \
+                             (e.g. \"http://10.0.0.1:2379\")"
+                        ),
+                    );
+                    ok = false;
+                } else if tls && !url.starts_with("https://") {
+                    c.err(
+                        e.span(),
+                        format!("ipam.etcd_endpoints: {url:?} must be https:// when etcd_ca or etcd_cert is set"),
+                    );
+                    ok = false;
+                }
+            }
+            list.iter().map(|e| e.get_ref().clone()).collect()
+        }
+        None if is_etcd => vec![DEFAULT_ETCD_ENDPOINT.to_string()],
+        None => Vec::new(),
+    };
+    let prefix = match &raw.etcd_prefix {
+        Some(p) => {
+            let text = p.get_ref();
+            if !text.starts_with('/') || !text.ends_with('/') {
+                c.err(
+                    p.span(),
+                    format!("ipam.etcd_prefix: {text:?} must start and end with \"/\" (e.g. \"/bramble/\")"),
+                );
+                ok = false;
+            }
+            text.clone()
+        }
+        None => DEFAULT_ETCD_PREFIX.to_string(),
+    };
+    let timeout = c.int_or(
+        &raw.etcd_timeout,
+        "ipam.etcd_timeout",
+        1,
+        3600,
+        DEFAULT_ETCD_TIMEOUT,
+    );
+    let timeout = timeout?;
+    ok.then_some(EtcdKeys {
+        endpoints,
+        prefix,
+        ca,
+        cert,
+        key,
+        timeout,
     })
 }
 

@@ -350,3 +350,62 @@ fn add_path_mode_and_max() {
         "b.toml:5:16: bgp.peers.add_path_max: has no effect unless add_path is \"send\" or \"both\""
     );
 }
+
+#[test]
+fn mesh_errors_point_at_the_value() {
+    let etcd = "[ipam]\netcd_endpoints = [\"http://127.0.0.1:2379\"]\n";
+    assert_eq!(
+        err(&format!(
+            "[bgp]\nlisten = \"0.0.0.0\"\nmesh = \"all\"\n{etcd}"
+        )),
+        "b.toml:3:8: bgp.mesh: \"all\" is not one of true, false, \"reflectors\""
+    );
+    assert_eq!(
+        err(&format!("[bgp]\nlisten = \"0.0.0.0\"\nmesh = 3\n{etcd}")),
+        "b.toml:3:8: invalid type: integer `3`, expected true, false or \"reflectors\""
+    );
+    assert_eq!(
+        err(&format!("[bgp]\nmesh = true\n{etcd}")),
+        "b.toml:2:8: bgp.mesh: needs bgp.listen (mesh peers connect to each other)"
+    );
+    assert_eq!(
+        err("[bgp]\nlisten = \"0.0.0.0\"\nmesh = \"reflectors\"\n"),
+        "b.toml:3:8: bgp.mesh: needs the etcd node registry (set ipam.etcd_endpoints)"
+    );
+    assert_eq!(
+        err(&format!(
+            "[bgp]\nlisten = \"0.0.0.0\"\nmesh = true\nmesh_lease = 1\n{etcd}"
+        )),
+        "b.toml:4:14: bgp.mesh_lease: 1 is out of range (2..=3600)"
+    );
+}
+
+#[test]
+fn etcd_keys() {
+    assert_eq!(
+        err("[ipam]\nstore = \"etcd\"\netcd_endpoints = [\"10.0.0.1:2379\"]\n"),
+        "b.toml:3:19: ipam.etcd_endpoints: \"10.0.0.1:2379\" is not an http:// or https:// URL \
+         (e.g. \"http://10.0.0.1:2379\")"
+    );
+    assert_eq!(
+        err("[ipam]\nstore = \"etcd\"\netcd_endpoints = []\n"),
+        "b.toml:3:18: ipam.etcd_endpoints: must list at least one endpoint"
+    );
+    assert_eq!(
+        err("[ipam]\netcd_prefix = \"bramble\"\n"),
+        "b.toml:2:15: ipam.etcd_prefix: \"bramble\" must start and end with \"/\" (e.g. \"/bramble/\")"
+    );
+    assert_eq!(
+        err("[ipam]\netcd_timeout = 0\n"),
+        "b.toml:2:16: ipam.etcd_timeout: 0 is out of range (1..=3600)"
+    );
+    assert_eq!(
+        err("[ipam]\netcd_cert = \"/c.pem\"\n"),
+        "b.toml:2:13: ipam.etcd_cert: needs ipam.etcd_key too"
+    );
+    assert_eq!(
+        err("[ipam]\nstore = \"etcd\"\netcd_ca = \"/ca.pem\"\netcd_endpoints = [\"http://e:2379\"]\n"),
+        "b.toml:4:19: ipam.etcd_endpoints: \"http://e:2379\" must be https:// when etcd_ca or \
+         etcd_cert is set"
+    );
+}

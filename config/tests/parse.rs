@@ -173,6 +173,8 @@ fn empty_file_gets_every_default() {
             graceful_restart: true,
             restart_time: 120,
             cluster_id: None,
+            mesh: MeshMode::Off,
+            mesh_lease: 10,
             peers: vec![],
         }
     );
@@ -190,6 +192,11 @@ fn empty_file_gets_every_default() {
             store: StoreKind::Sled,
             path: "/var/lib/bramble/ipam".into(),
             etcd_endpoints: vec![],
+            etcd_prefix: "/bramble/".into(),
+            etcd_ca: None,
+            etcd_cert: None,
+            etcd_key: None,
+            etcd_timeout: 5,
             strict_affinity: false,
             max_blocks_per_node: None,
             reservations: vec![],
@@ -283,6 +290,22 @@ fn etcd_store_gets_a_default_endpoint() {
 }
 
 #[test]
+fn etcd_keys_are_read() {
+    let c = parse(
+        "[ipam]\nstore = \"etcd\"\netcd_endpoints = [\"https://10.0.0.1:2379\", \"https://10.0.0.2:2379\"]\n\
+         etcd_prefix = \"/cluster-a/\"\netcd_ca = \"/etc/bramble/ca.pem\"\n\
+         etcd_cert = \"/etc/bramble/node.pem\"\netcd_key = \"/etc/bramble/node-key.pem\"\n\
+         etcd_timeout = 2\n",
+    );
+    assert_eq!(c.ipam.etcd_endpoints.len(), 2);
+    assert_eq!(c.ipam.etcd_prefix, "/cluster-a/");
+    assert_eq!(c.ipam.etcd_ca, Some("/etc/bramble/ca.pem".into()));
+    assert_eq!(c.ipam.etcd_cert, Some("/etc/bramble/node.pem".into()));
+    assert_eq!(c.ipam.etcd_key, Some("/etc/bramble/node-key.pem".into()));
+    assert_eq!(c.ipam.etcd_timeout, 2);
+}
+
+#[test]
 fn listen_accepts_a_bare_address() {
     let c = parse("[bgp]\nlisten = \"::\"\n");
     assert_eq!(c.bgp.listen, Some("[::]:179".parse().unwrap()));
@@ -371,4 +394,23 @@ fn add_path_keys() {
             (None, 8)
         ]
     );
+}
+
+#[test]
+fn mesh_modes_and_lease() {
+    let etcd = "[ipam]\netcd_endpoints = [\"http://192.0.2.1:2379\"]\n";
+    let mode = |v: &str| {
+        let c = parse(&format!("[bgp]\nlisten = \"0.0.0.0\"\nmesh = {v}\n{etcd}"));
+        (c.bgp.mesh, c.bgp.mesh_lease)
+    };
+    assert_eq!(mode("true"), (MeshMode::Full, DEFAULT_MESH_LEASE));
+    assert_eq!(mode("false"), (MeshMode::Off, 10));
+    assert_eq!(mode("\"reflectors\""), (MeshMode::Reflectors, 10));
+    let c = parse(&format!(
+        "[bgp]\nlisten = \"0.0.0.0\"\nmesh = true\nmesh_lease = 30\n{etcd}"
+    ));
+    assert_eq!(c.bgp.mesh_lease, 30);
+    assert_eq!(c.ipam.etcd_endpoints, ["http://192.0.2.1:2379"]);
+    // Off needs neither etcd nor a listener.
+    assert_eq!(parse("[bgp]\nmesh = false\n").bgp.mesh, MeshMode::Off);
 }

@@ -72,4 +72,6 @@ pub use config::{
 };
 pub use error::IpamError;
 pub use records::{AffinityRecord, AffinityState, HandleAddr, HandleRecord};
-pub use store::{Entry, MemoryStore, Revision, SledStore, Store, StoreError};
+pub use store::{
+    Entry, EtcdOptions, EtcdStore, MemoryStore, Revision, SledStore, Store, StoreError,
+};

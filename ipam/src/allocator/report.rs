@@ -162,6 +162,25 @@ impl Allocator {
         Ok(out)
     }
 
+    /// Addresses held by other nodes inside blocks affine to `node` (they borrowed them): the
+    /// advertiser keeps its blackhole for the block off these.
+    pub fn lent_addresses(&self, node: &str) -> Result<Vec<IpAddr>, IpamError> {
+        let mut out = Vec::new();
+        for (_, block, _) in self.list_rec::<Block>(keys::BLOCKS)? {
+            if block.affinity.as_deref() != Some(node) {
+                continue;
+            }
+            out.extend(
+                block
+                    .allocations
+                    .iter()
+                    .filter(|(_, r)| r.node != node)
+                    .map(|(&o, _)| block.ip(o)),
+            );
+        }
+        Ok(out)
+    }
+
     /// Every address allocated by `node`, in its own blocks and borrowed ones, in block
     /// order (the advertiser announces these as host routes in host-routes mode).
     pub fn node_addresses(&self, node: &str) -> Result<Vec<IpAddr>, IpamError> {

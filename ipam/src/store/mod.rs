@@ -4,9 +4,11 @@
 //! [`Store::compare_and_swap`] on the revision it read, so any store with per-key revisions
 //! (sled here, etcd's `mod_revision` later) gives the same guarantees.
 
+pub mod etcd;
 mod memory;
 mod sled_store;
 
+pub use etcd::{EtcdOptions, EtcdStore};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
@@ -34,9 +36,28 @@ pub enum StoreError {
         /// The contended key.
         key: String,
     },
+    /// The store did not answer within its time bound (etcd unreachable, no quorum, …).
+    /// Nothing is known to have changed; the caller may try again later.
+    #[error("store unavailable: {what} got no answer within {timeout:?}{}", last_error(.last))]
+    Timeout {
+        /// The operation (`get /bramble/blocks/…`).
+        what: String,
+        /// The bound.
+        timeout: std::time::Duration,
+        /// The last transport error seen, if any.
+        last: String,
+    },
     /// The backend failed (I/O, corruption, …).
     #[error("store backend error: {0}")]
     Backend(String),
+}
+
+fn last_error(last: &str) -> String {
+    if last.is_empty() {
+        String::new()
+    } else {
+        format!(" (last error: {last})")
+    }
 }
 
 /// A key-value store with per-key revisions and compare-and-swap.
