@@ -119,6 +119,7 @@ impl MeshTemplate {
             max_prefixes: None,
             max_prefixes_restart: bgp::speaker::DEFAULT_MAX_PREFIXES_RESTART,
             rr_client: p.rr_client,
+            add_path: None,
         }
     }
 }
