@@ -40,7 +40,7 @@ pub fn run(config_path: &Path) -> ExitCode {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|rt| rt.block_on(serve(cfg)));
+        .and_then(|rt| rt.block_on(serve(cfg, config_path)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -61,13 +61,13 @@ fn init_tracing() {
         .init();
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, config_path: &Path) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
 
     // Bind first: if another agent owns the socket, no BGP session is started.
     let socket = ControlSocket::bind(&cfg.api.socket)?;
-    let result = run_bound(&cfg, &socket, async {
+    let result = run_bound(&cfg, &socket, Some(config_path), async {
         tokio::select! {
             _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
             _ = sigint.recv() => info!("SIGINT received, shutting down"),
@@ -89,6 +89,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 async fn run_bound(
     cfg: &Config,
     socket: &ControlSocket,
+    config_path: Option<&Path>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     for note in unsupported_settings(cfg) {
@@ -168,12 +169,28 @@ async fn run_bound(
         }
         None => None,
     };
+    // Config reload: SIGHUP and `bramble reload`.
+    let reload = config_path.map(|path| {
+        Arc::new(crate::reload::Reloader::new(
+            path.to_path_buf(),
+            cfg.clone(),
+            speaker.clone(),
+        ))
+    });
+    let hup = match &reload {
+        Some(r) => Some(crate::reload::watch_sighup(Arc::clone(r))?),
+        None => None,
+    };
     let services = Services {
         speaker: speaker.clone(),
         fib: fib.clone(),
         ipam,
+        reload,
     };
     socket.serve(services, shutdown).await;
+    if let Some(hup) = hup {
+        hup.abort();
+    }
 
     // RFC 4271 §6.7: peers are told with a Cease NOTIFICATION; the speaker sends it.
     if let Err(e) = speaker.shutdown().await {
@@ -210,7 +227,7 @@ pub fn speaker_config(cfg: &Config) -> anyhow::Result<SpeakerConfig> {
 /// `[[ipam.pools]]` are configured, only prefixes inside the pools (`POOL le 32` / `POOL le
 /// 128`): the node's container routes and nothing it merely learned elsewhere. Without pools
 /// the absent list keeps its BGP meaning (RFC 8212: nothing to eBGP, everything to iBGP).
-fn peer_settings(p: &Peer, pools: &[config::Pool]) -> anyhow::Result<PeerSettings> {
+pub(crate) fn peer_settings(p: &Peer, pools: &[config::Pool]) -> anyhow::Result<PeerSettings> {
     let export = match (p.export.is_unset(), pools.is_empty()) {
         (true, false) => Filter::prefixes(pools.iter().map(|pool| pool_rule(pool.cidr)).collect()),
         _ => p.export.clone(),
