@@ -134,7 +134,9 @@ pub enum Response {
         released: usize,
     },
     /// Reload: what was applied, and what needs a restart.
-    Reloaded { report: ReloadReport },
+    Reloaded {
+        report: ReloadReport,
+    },
 }
 
 #[cfg(test)]

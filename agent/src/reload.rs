@@ -91,7 +91,12 @@ impl Reloader {
                     continue;
                 }
             };
-            match self.speaker.update_peer(settings).await.map_err(|_| gone())? {
+            match self
+                .speaker
+                .update_peer(settings)
+                .await
+                .map_err(|_| gone())?
+            {
                 Ok(c) => report.policy_updated.push(PolicyUpdate {
                     peer: *addr,
                     import_changed: c.import_changed,
@@ -144,7 +149,9 @@ pub fn describe(r: &ReloadReport) -> String {
         out.push_str(&format!("peer {p}: removed\n"));
     }
     for p in &r.peers_reset {
-        out.push_str(&format!("peer {p}: session settings changed, session reset\n"));
+        out.push_str(&format!(
+            "peer {p}: session settings changed, session reset\n"
+        ));
     }
     for u in &r.policy_updated {
         let what = match (u.import_changed, u.export_changed) {

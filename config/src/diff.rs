@@ -48,7 +48,8 @@ impl Config {
     pub fn diff(&self, new: &Config) -> ConfigDiff {
         let old_peers = self.peers();
         let new_peers = new.peers();
-        let find = |list: &'_ [Peer], addr: IpAddr| list.iter().find(|p| p.address == addr).cloned();
+        let find =
+            |list: &'_ [Peer], addr: IpAddr| list.iter().find(|p| p.address == addr).cloned();
         let mut d = ConfigDiff::default();
         for p in new_peers {
             match find(old_peers, p.address) {

@@ -236,7 +236,12 @@ pub(crate) fn resolve(c: &mut Checker<'_>, raw: &RawConfig, host: &HostFacts) ->
     let node = node(c, &raw.node, host);
     let api = api(c, &raw.api);
     let policies = policy::policies(c, &raw.policy);
-    let bgp = bgp(c, &raw.bgp, node.as_ref().map(|n| n.asn), policies.as_deref());
+    let bgp = bgp(
+        c,
+        &raw.bgp,
+        node.as_ref().map(|n| n.asn),
+        policies.as_deref(),
+    );
     let fib = fib(c, &raw.fib);
     let ipam = ipam(c, &raw.ipam);
     Some(Config {

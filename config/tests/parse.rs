@@ -247,10 +247,7 @@ import = []
     assert!(ebgp.passive && ebgp.ttl_security);
     assert_eq!(ebgp.families, vec![Family::IPV4_UNICAST]);
     // An empty list is a policy that matches nothing.
-    assert_eq!(
-        ebgp.import,
-        Filter::prefixes(vec![])
-    );
+    assert_eq!(ebgp.import, Filter::prefixes(vec![]));
 }
 
 #[test]

@@ -158,19 +158,46 @@ import_policy = "nope"
 "#;
     let e = errors(text);
     let joined = e.join("\n");
-    assert!(joined.contains("b.toml:4:11: policy.default: \"maybe\" is not one of"), "{joined}");
-    assert!(joined.contains("b.toml:8:10: policy.rules.action: rule \"r\" rejects"), "{joined}");
-    assert!(joined.contains("b.toml:12:8: policy.rules.name: duplicate rule \"r\""), "{joined}");
-    assert!(joined.contains("b.toml:13:20: policy.rules.add_communities: \"65000:*\" has a wildcard"), "{joined}");
-    assert!(joined.contains("b.toml:14:11: policy.rules.as_path:"), "{joined}");
-    assert!(joined.contains("b.toml:15:18: policy.rules.as_path_length:"), "{joined}");
-    assert!(joined.contains("b.toml:16:11: policy.rules.prepend: 99 is out of range (0..=16)"), "{joined}");
-    assert!(joined.contains("b.toml:19:8: policy.name: duplicate policy \"a\" (first defined on line 3)"), "{joined}");
+    assert!(
+        joined.contains("b.toml:4:11: policy.default: \"maybe\" is not one of"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("b.toml:8:10: policy.rules.action: rule \"r\" rejects"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("b.toml:12:8: policy.rules.name: duplicate rule \"r\""),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("b.toml:13:20: policy.rules.add_communities: \"65000:*\" has a wildcard"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("b.toml:14:11: policy.rules.as_path:"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("b.toml:15:18: policy.rules.as_path_length:"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("b.toml:16:11: policy.rules.prepend: 99 is out of range (0..=16)"),
+        "{joined}"
+    );
+    assert!(
+        joined
+            .contains("b.toml:19:8: policy.name: duplicate policy \"a\" (first defined on line 3)"),
+        "{joined}"
+    );
     // The peer's reference is not checked against invalid policies (already reported).
     let text = "[[bgp.peers]]\naddress = \"192.0.2.1\"\nasn = 65001\nexport_policy = \"nope\"\n";
     assert_eq!(
         errors(text),
-        vec!["b.toml:4:17: bgp.peers.export_policy: no [[policy]] named \"nope\" (none is defined)"]
+        vec![
+            "b.toml:4:17: bgp.peers.export_policy: no [[policy]] named \"nope\" (none is defined)"
+        ]
     );
 }
 

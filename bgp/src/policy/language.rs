@@ -98,10 +98,11 @@ impl Default for Action {
 impl Action {
     /// True when an accepted route leaves this rule with the attributes it came with.
     pub fn is_plain(&self) -> bool {
-        *self == Action {
-            accept: self.accept,
-            ..Action::default()
-        }
+        *self
+            == Action {
+                accept: self.accept,
+                ..Action::default()
+            }
     }
 
     /// Applies the changes to `attrs`; `own_asn` is prepended `prepend` times when
@@ -223,11 +224,7 @@ impl Policy {
 
     /// The first rule whose match holds, else the default.
     pub fn decide(&self, prefix: &Prefix, attrs: &PathAttrs) -> Decision {
-        match self
-            .rules
-            .iter()
-            .position(|r| r.when.holds(prefix, attrs))
-        {
+        match self.rules.iter().position(|r| r.when.holds(prefix, attrs)) {
             Some(i) => Decision {
                 rule: Some(i),
                 accept: self.rules.get(i).is_some_and(|r| r.action.accept),

@@ -89,7 +89,10 @@ pub enum Request {
     Shutdown(oneshot::Sender<()>),
     /// Apply a known peer's new `import` / `export` filters without resetting its session
     /// (soft reconfiguration; other fields of the settings are ignored).
-    UpdatePeer(Box<PeerSettings>, oneshot::Sender<Result<PolicyChange, String>>),
+    UpdatePeer(
+        Box<PeerSettings>,
+        oneshot::Sender<Result<PolicyChange, String>>,
+    ),
     /// Ask a peer to re-send its routes (ROUTE-REFRESH; RFC 7313 BoRR/EoRR when
     /// negotiated); replies how many families were asked for.
     RefreshIn(IpAddr, oneshot::Sender<Result<usize, String>>),

@@ -272,7 +272,11 @@ fn export_for(
     if !session.negotiated.families.contains(&Family::of(&prefix)) {
         return None;
     }
-    let decision = match slot.settings.export.evaluate(&prefix, &path.attrs.attrs, slot.ebgp) {
+    let decision = match slot
+        .settings
+        .export
+        .evaluate(&prefix, &path.attrs.attrs, slot.ebgp)
+    {
         crate::policy::Verdict::Reject(_) => return None,
         crate::policy::Verdict::Accept(d) => d,
     };

@@ -42,7 +42,10 @@ impl ImportReject {
             ImportReject::Reflection(ReflectionLoop::OriginatorId) => 3,
             ImportReject::Reflection(ReflectionLoop::ClusterList) => 4,
         };
-        NOTES.get(i).cloned().unwrap_or_else(|| Arc::from(self.as_str()))
+        NOTES
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(self.as_str()))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -189,7 +192,10 @@ pub fn apply_export_policy(
 }
 
 /// Whether the rule behind an accepting `decision` changes attributes.
-pub(crate) fn policy_changes(filter: &crate::policy::Filter, decision: crate::policy::Decision) -> bool {
+pub(crate) fn policy_changes(
+    filter: &crate::policy::Filter,
+    decision: crate::policy::Decision,
+) -> bool {
     let rule = decision
         .rule
         .and_then(|i| filter.policy.as_ref().and_then(|p| p.rules.get(i)));

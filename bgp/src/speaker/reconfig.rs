@@ -75,12 +75,10 @@ impl Speaker {
                 Verdict::Accept(None) => Ok(None),
                 Verdict::Accept(Some(d)) => {
                     let mut post = RouteAttrs::clone(pre);
-                    let changed = slot.settings.import.apply(
-                        d,
-                        &mut post.attrs,
-                        self.cfg.asn,
-                        false,
-                    );
+                    let changed =
+                        slot.settings
+                            .import
+                            .apply(d, &mut post.attrs, self.cfg.asn, false);
                     Ok(changed.then_some(post))
                 }
             },
@@ -223,7 +221,12 @@ impl Speaker {
 
     /// "policy P rule R" for an accepted path of peer `idx` (what `routes --table adj-in`
     /// shows), or None without an import policy.
-    pub(crate) fn accepted_note(&self, idx: usize, nlri: &Nlri, stored: &RouteAttrs) -> Option<String> {
+    pub(crate) fn accepted_note(
+        &self,
+        idx: usize,
+        nlri: &Nlri,
+        stored: &RouteAttrs,
+    ) -> Option<String> {
         let slot = self.peers.get(idx)?;
         let pre = self.soft_in.get(slot.id, nlri).map_or(stored, |a| a);
         match slot

@@ -66,7 +66,12 @@ pub(crate) fn encode_refresh(family: Family, subtype: u8, ctx: &EncodeContext, b
 }
 
 /// Framing of re-sent routes: BoRR before them when enhanced route refresh was negotiated.
-pub(crate) fn begin_resend(enhanced: bool, family: Family, ctx: &EncodeContext, buf: &mut BytesMut) {
+pub(crate) fn begin_resend(
+    enhanced: bool,
+    family: Family,
+    ctx: &EncodeContext,
+    buf: &mut BytesMut,
+) {
     if enhanced {
         encode_refresh(family, subtype::BORR, ctx, buf);
     }
@@ -90,7 +95,10 @@ impl Speaker {
             subtype::EORR => self.end_of_refresh(idx, rr.family),
             // RFC 7313 §5: any other subtype is ignored.
             other => {
-                tracing::debug!(subtype = other, "ROUTE-REFRESH with unknown subtype ignored");
+                tracing::debug!(
+                    subtype = other,
+                    "ROUTE-REFRESH with unknown subtype ignored"
+                );
             }
         }
     }

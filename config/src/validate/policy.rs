@@ -66,8 +66,7 @@ const NAME_RULE: &str = "must be 1..=64 characters of letters, digits, '-', '_' 
 
 fn valid_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .chars()
+        && s.chars()
             .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
 }
 
@@ -82,7 +81,10 @@ fn policy(c: &mut Checker<'_>, raw: &RawPolicy) -> Option<Policy> {
     for r in &raw.rules {
         let name = r.name.get_ref().as_str();
         if !valid_name(name) {
-            c.err(r.name.span(), format!("policy.rules.name: {name:?} {NAME_RULE}"));
+            c.err(
+                r.name.span(),
+                format!("policy.rules.name: {name:?} {NAME_RULE}"),
+            );
             ok = false;
         } else if let Some(first) = seen.get(name) {
             let (line, _) = c.loc.line_col(*first);
@@ -174,7 +176,13 @@ where
             Ok(p) => match exact(&p) {
                 Some(t) => out.push(t),
                 None => {
-                    c.err(v.span(), format!("{key}: {:?} has a wildcard; only whole values can be added", v.get_ref()));
+                    c.err(
+                        v.span(),
+                        format!(
+                            "{key}: {:?} has a wildcard; only whole values can be added",
+                            v.get_ref()
+                        ),
+                    );
                     ok = false;
                 }
             },
@@ -198,7 +206,11 @@ fn rule(c: &mut Checker<'_>, r: &RawRule) -> Option<Rule> {
         each::<LargeCommunityPattern>(c, &r.large_community, "policy.rules.large_community");
 
     let accept = match &r.action {
-        Some(a) => c.one_of(a, "policy.rules.action", &[("accept", true), ("reject", false)]),
+        Some(a) => c.one_of(
+            a,
+            "policy.rules.action",
+            &[("accept", true), ("reject", false)],
+        ),
         None => Some(true),
     };
     let set_local_pref = r
