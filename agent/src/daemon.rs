@@ -228,8 +228,13 @@ pub fn speaker_config(cfg: &Config) -> anyhow::Result<SpeakerConfig> {
 /// 128`): the node's container routes and nothing it merely learned elsewhere. Without pools
 /// the absent list keeps its BGP meaning (RFC 8212: nothing to eBGP, everything to iBGP).
 pub(crate) fn peer_settings(p: &Peer, pools: &[config::Pool]) -> anyhow::Result<PeerSettings> {
-    let export = match (p.export.is_unset(), pools.is_empty()) {
-        (true, false) => Filter::prefixes(pools.iter().map(|pool| pool_rule(pool.cidr)).collect()),
+    // The pool default is the prefix-list part: an `export_policy` alone still only sees
+    // the pools' prefixes.
+    let export = match (&p.export.rules, pools.is_empty()) {
+        (None, false) => Filter {
+            rules: Some(pools.iter().map(|pool| pool_rule(pool.cidr)).collect()),
+            policy: p.export.policy.clone(),
+        },
         _ => p.export.clone(),
     };
     let password = p
