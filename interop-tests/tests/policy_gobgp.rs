@@ -197,6 +197,32 @@ fn reload_changes_gobgp_policy_outcome_without_reset() {
     )
     .unwrap();
 
+    // SIGHUP does the same as `bramble reload`: now 65010:100 is rejected.
+    let v3 = v2.replace("set_local_pref = 200", "action = \"reject\"");
+    std::fs::write(&cfg_path, config_with(&base, &v3)).unwrap();
+    let mut bramble = bramble;
+    let pid = bramble.process().pid().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until(
+        "SIGHUP to apply the new policy",
+        Duration::from_secs(30),
+        POLL,
+        || {
+            let note = adj_in_note(&bramble, "10.1.0.0/24");
+            check(
+                note.as_ref().and_then(Value::as_str)
+                    == Some("policy from-gobgp rule prefer-100: reject"),
+                || format!("{note:?}"),
+            )
+        },
+    )
+    .unwrap();
+    assert!(bramble.loc_routes_for("10.1.0.0/24").unwrap().is_empty());
+
     // Same session on both sides.
     assert!(gobgp.is_established(P2p::b4()).unwrap());
     assert_eq!(gobgp_uptime(&gobgp), up, "GoBGP's session was reset");
