@@ -18,7 +18,7 @@ use crate::wire::{Nlri, Prefix};
 
 use super::api::{PeerSettings, PolicyChange};
 use super::core::Speaker;
-use super::policy_rules::{import_attrs, ImportReject};
+use super::policy_rules::{import_attrs, policy_changes, ImportReject};
 
 /// Pre-policy attribute sets of accepted paths whose attributes the import policy changed.
 #[derive(Default)]
@@ -73,6 +73,8 @@ impl Speaker {
             {
                 Verdict::Reject(note) => Err(note),
                 Verdict::Accept(None) => Ok(None),
+                // A rule that changes nothing: stored as received, no copy.
+                Verdict::Accept(Some(d)) if !policy_changes(&slot.settings.import, d) => Ok(None),
                 Verdict::Accept(Some(d)) => {
                     let mut post = RouteAttrs::clone(pre);
                     let changed =
@@ -195,9 +197,7 @@ impl Speaker {
             .entries()
             .filter_map(|e| e.best().map(|p| (e.prefix, p.clone())))
             .collect();
-        let mut seen: std::collections::HashSet<Prefix> = Default::default();
         for (prefix, path) in &best {
-            seen.insert(*prefix);
             self.export_one(idx, *prefix, Some(path));
         }
         // Anything still advertised without a best path any more is withdrawn.
@@ -209,7 +209,7 @@ impl Speaker {
                 s.adj_out
                     .iter()
                     .map(|(n, _)| n.prefix)
-                    .filter(|p| !seen.contains(p))
+                    .filter(|p| self.rib.best(p).is_none())
                     .collect()
             })
             .unwrap_or_default();
@@ -249,5 +249,34 @@ impl Speaker {
     /// The attributes peer `idx` sent for `nlri` when import policy changed them.
     pub(crate) fn pre_policy(&self, idx: usize, nlri: &Nlri) -> Option<&Arc<RouteAttrs>> {
         self.soft_in.get(self.peers.get(idx)?.id, nlri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_in_entry_stays_small() {
+        // One entry per path whose attributes import policy changed: the key and a pointer
+        // (plus the hash table's control byte and slack).
+        let entry = std::mem::size_of::<(Nlri, Arc<RouteAttrs>)>();
+        assert!(entry <= 40, "{entry} bytes");
+        let mut s = SoftIn::default();
+        let n = Nlri {
+            prefix: "10.0.0.0/24".parse().unwrap(),
+            path_id: 0,
+        };
+        let a = Arc::new(RouteAttrs::new(
+            Default::default(),
+            "192.0.2.1".parse().unwrap(),
+        ));
+        s.set(1, n, a.clone());
+        assert!(s.get(1, &n).is_some_and(|x| Arc::ptr_eq(x, &a)));
+        s.remove(1, &n);
+        assert!(s.get(1, &n).is_none());
+        s.set(1, n, a);
+        s.forget(1);
+        assert!(s.get(1, &n).is_none());
     }
 }
