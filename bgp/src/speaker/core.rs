@@ -278,7 +278,16 @@ impl Speaker {
                 let _ = reply.send(self.add_peer(*settings));
             }
             Request::RemovePeer(address, reply) => {
+                let id = self
+                    .peers
+                    .iter()
+                    .find(|p| p.address() == address)
+                    .map(|p| p.id);
                 let _ = reply.send(self.remove_peer(address));
+                if let Some(id) = id {
+                    self.soft_in.forget(id);
+                    self.refresh_state.forget(id);
+                }
             }
             Request::UpdatePeer(settings, reply) => {
                 let _ = reply.send(self.update_peer(*settings));
