@@ -56,6 +56,9 @@ pub enum Request {
     IpamStatus,
     /// The nodes in the etcd node registry (`bramble nodes`).
     Nodes,
+    /// Re-read the config file and apply what can be applied without a restart
+    /// (`bramble reload`, like SIGHUP).
+    Reload,
 }
 
 /// What a node is in the BGP topology.
@@ -100,6 +103,33 @@ pub struct NodeInfo {
 
 fn default_bgp_port() -> u16 {
     179
+}
+
+/// What a config reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// The file had no changes at all.
+    pub unchanged: bool,
+    pub peers_added: Vec<IpAddr>,
+    pub peers_removed: Vec<IpAddr>,
+    /// Peers whose session settings changed: removed and added again (session reset).
+    pub peers_reset: Vec<IpAddr>,
+    /// Peers whose import/export policy changed, applied without a session reset.
+    pub policy_updated: Vec<PolicyUpdate>,
+    /// Settings that changed but need an agent restart; not applied.
+    pub restart_needed: Vec<String>,
+    /// Parts that failed to apply (one line each).
+    pub errors: Vec<String>,
+}
+
+/// One peer's policy change applied by a reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyUpdate {
+    pub peer: IpAddr,
+    pub import_changed: bool,
+    pub export_changed: bool,
+    /// Paths of the peer's Adj-RIB-In evaluated again (soft reconfiguration inbound).
+    pub reevaluated: usize,
 }
 
 /// One allocated address, as the control API reports it.
@@ -154,6 +184,10 @@ pub enum Response {
     Nodes {
         nodes: Vec<NodeInfo>,
         connected: bool,
+    },
+    /// Reload: what was applied, and what needs a restart.
+    Reloaded {
+        report: ReloadReport,
     },
 }
 

@@ -48,6 +48,14 @@ pub enum Command {
         #[command(subcommand)]
         command: IpamCommand,
     },
+    /// Re-read the agent's config file and apply peer and policy changes (like SIGHUP);
+    /// policy changes apply without resetting sessions.
+    Reload {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Configuration file tools.
     Config {
         #[command(subcommand)]

@@ -43,7 +43,7 @@ pub fn run(config_path: &Path) -> ExitCode {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|rt| rt.block_on(serve(cfg)));
+        .and_then(|rt| rt.block_on(serve(cfg, config_path)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -64,13 +64,13 @@ fn init_tracing() {
         .init();
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, config_path: &Path) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
 
     // Bind first: if another agent owns the socket, no BGP session is started.
     let socket = ControlSocket::bind(&cfg.api.socket)?;
-    let result = run_bound(&cfg, &socket, async {
+    let result = run_bound(&cfg, &socket, Some(config_path), async {
         tokio::select! {
             _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
             _ = sigint.recv() => info!("SIGINT received, shutting down"),
@@ -92,6 +92,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 async fn run_bound(
     cfg: &Config,
     socket: &ControlSocket,
+    config_path: Option<&Path>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     for note in unsupported_settings(cfg) {
@@ -191,13 +192,29 @@ async fn run_bound(
     };
     // The node registry and the mesh (when etcd is configured).
     let cluster = crate::registry::Cluster::start(cfg, &speaker);
+    // Config reload: SIGHUP and `bramble reload`.
+    let reload = config_path.map(|path| {
+        Arc::new(crate::reload::Reloader::new(
+            path.to_path_buf(),
+            cfg.clone(),
+            speaker.clone(),
+        ))
+    });
+    let hup = match &reload {
+        Some(r) => Some(crate::reload::watch_sighup(Arc::clone(r))?),
+        None => None,
+    };
     let services = Services {
         speaker: speaker.clone(),
         fib: fib.clone(),
         ipam,
         cluster: cluster.clone(),
+        reload,
     };
     socket.serve(services, shutdown).await;
+    if let Some(hup) = hup {
+        hup.abort();
+    }
     if let Some(cluster) = cluster {
         cluster.stop().await;
     }
@@ -237,10 +254,13 @@ pub fn speaker_config(cfg: &Config) -> anyhow::Result<SpeakerConfig> {
 /// `[[ipam.pools]]` are configured, only prefixes inside the pools (`POOL le 32` / `POOL le
 /// 128`): the node's container routes and nothing it merely learned elsewhere. Without pools
 /// the absent list keeps its BGP meaning (RFC 8212: nothing to eBGP, everything to iBGP).
-fn peer_settings(p: &Peer, pools: &[config::Pool]) -> anyhow::Result<PeerSettings> {
+pub(crate) fn peer_settings(p: &Peer, pools: &[config::Pool]) -> anyhow::Result<PeerSettings> {
+    // The pool default is the prefix-list part: an `export_policy` alone still only sees
+    // the pools' prefixes.
     let export = match (&p.export.rules, pools.is_empty()) {
         (None, false) => Filter {
             rules: Some(pools.iter().map(|pool| pool_rule(pool.cidr)).collect()),
+            policy: p.export.policy.clone(),
         },
         _ => p.export.clone(),
     };

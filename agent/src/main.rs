@@ -12,6 +12,7 @@ mod local_fib;
 mod mesh;
 mod prefix_file;
 mod registry;
+mod reload;
 mod server;
 mod table;
 
@@ -38,7 +39,21 @@ fn main() -> ExitCode {
         Command::Nodes { output, client } => finish(nodes(&client, output.format)),
         Command::Routes(args) => finish(routes(args)),
         Command::Ipam { command } => ipam_cli::run(command),
+        Command::Reload { output, client } => finish(reload_config(&client, output.format)),
     }
+}
+
+/// `bramble reload`: the agent re-reads its config file.
+fn reload_config(client: &ClientArgs, output: Output) -> anyhow::Result<()> {
+    let report = match Client::connect(&client.socket)?.request(&api::Request::Reload)? {
+        api::Response::Reloaded { report } => report,
+        other => anyhow::bail!("unexpected answer from the agent: {other:?}"),
+    };
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Text => print!("{}", reload::describe(&report)),
+    }
+    Ok(())
 }
 
 /// Prints a client error as one line and maps it to the exit status.

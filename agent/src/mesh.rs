@@ -110,7 +110,7 @@ impl MeshTemplate {
             hold_time: None,
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             // iBGP: an absent import list accepts everything (RFC 8212 is about eBGP).
-            import: Filter { rules: None },
+            import: Filter::default(),
             export: self.export.clone(),
             connect_retry: MESH_CONNECT_RETRY,
             next_hop_v6: None,
@@ -320,9 +320,7 @@ mod tests {
     fn settings_are_ibgp_with_the_node_export_policy() {
         let t = MeshTemplate {
             local_address: Some("10.0.0.1".parse().unwrap()),
-            export: Filter {
-                rules: Some(vec!["10.244.0.0/16 le 32".parse().unwrap()]),
-            },
+            export: Filter::prefixes(vec!["10.244.0.0/16 le 32".parse().unwrap()]),
         };
         let me = full("a", "10.0.0.1");
         let p = plan(&me, &[full("b", "10.0.0.2")]);

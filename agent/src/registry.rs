@@ -232,6 +232,7 @@ impl Cluster {
                         .map(|p| crate::daemon::pool_rule(p.cidr))
                         .collect()
                 }),
+                policy: None,
             };
             let template = crate::mesh::MeshTemplate {
                 local_address: me.addresses.first().copied(),

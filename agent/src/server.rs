@@ -33,6 +33,8 @@ pub struct Services {
     pub ipam: Option<Arc<IpamService>>,
     /// The node registry and mesh, when etcd endpoints are configured.
     pub cluster: Option<Arc<Cluster>>,
+    /// Config reload (`bramble reload`); None when the agent was not started from a file.
+    pub reload: Option<Arc<crate::reload::Reloader>>,
 }
 
 /// Why the control socket could not be set up.
@@ -262,6 +264,17 @@ pub async fn answer(services: &Services, req: Request) -> Response {
         }),
         Request::Announce { routes } => speaker.announce(routes).await.map(done),
         Request::Withdraw { prefixes } => speaker.withdraw(prefixes).await.map(done),
+        Request::Reload => match &services.reload {
+            Some(r) => Ok(match r.reload().await {
+                Ok(report) => Response::Reloaded { report },
+                Err(e) => Response::Error {
+                    message: format!("{e:#}"),
+                },
+            }),
+            None => Ok(Response::Error {
+                message: "this agent cannot reload its configuration".into(),
+            }),
+        },
         Request::IpamAllocate { .. }
         | Request::IpamRelease { .. }
         | Request::IpamGet { .. }

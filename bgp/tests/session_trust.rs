@@ -280,6 +280,7 @@ async fn gtsm_peer_on_a_mixed_listener_is_checked_by_its_syn() {
 fn allow_all() -> Filter {
     Filter {
         rules: Some(vec!["0.0.0.0/0 le 32".parse::<PrefixRule>().unwrap()]),
+        policy: None,
     }
 }
 

@@ -4,7 +4,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use bgp::policy::Filter;
+use std::sync::Arc;
+
+use bgp::policy::{Filter, Policy};
 use bgp::wire::{AddPathMode, Family, Prefix};
 
 /// Where the control socket lives unless `[api] socket` says otherwise.
@@ -37,6 +39,9 @@ pub struct Config {
     pub bgp: Bgp,
     pub fib: Fib,
     pub ipam: Ipam,
+    /// `[[policy]]` entries in file order; peers refer to them by name
+    /// (`import_policy` / `export_policy`) and hold them in their filters.
+    pub policies: Vec<Arc<Policy>>,
 }
 
 impl Config {
@@ -152,7 +157,8 @@ pub struct Peer {
     pub max_prefixes_restart: u32,
     /// Default both IPv4 and IPv6 unicast.
     pub families: Vec<Family>,
-    /// Absent list = `Filter { rules: None }` (deny for eBGP, RFC 8212).
+    /// `import` prefix list and `import_policy`; both absent = `Filter::default()` (deny for
+    /// eBGP, RFC 8212).
     pub import: Filter,
     /// As written in the file. The agent applies a default when the list is absent and
     /// `[[ipam.pools]]` are configured: only prefixes inside a pool (`POOL le 32` /

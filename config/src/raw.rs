@@ -23,6 +23,43 @@ pub struct RawConfig {
     pub fib: RawFib,
     #[serde(default)]
     pub ipam: RawIpam,
+    /// `[[policy]]`: named import/export policies.
+    #[serde(default)]
+    pub policy: Vec<RawPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub name: S<String>,
+    /// "accept" or "reject" when no rule matches.
+    pub default: Option<S<String>>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: S<String>,
+    // Match.
+    pub prefix: Option<Vec<S<String>>>,
+    pub as_path_contains: Option<Vec<S<i64>>>,
+    pub origin_as: Option<Vec<S<i64>>>,
+    pub as_path_length: Option<S<String>>,
+    pub as_path: Option<S<String>>,
+    pub community: Option<Vec<S<String>>>,
+    pub large_community: Option<Vec<S<String>>>,
+    // Action.
+    pub action: Option<S<String>>,
+    pub set_local_pref: Option<S<i64>>,
+    pub set_med: Option<S<i64>>,
+    pub strip_communities: Option<bool>,
+    pub add_communities: Option<Vec<S<String>>>,
+    pub remove_communities: Option<Vec<S<String>>>,
+    pub add_large_communities: Option<Vec<S<String>>>,
+    pub remove_large_communities: Option<Vec<S<String>>>,
+    pub prepend: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -99,6 +136,10 @@ pub struct RawPeer {
     pub families: Option<S<Vec<S<String>>>>,
     pub import: Option<Vec<S<String>>>,
     pub export: Option<Vec<S<String>>>,
+    /// Name of a `[[policy]]` applied on import (after the `import` prefix list).
+    pub import_policy: Option<S<String>>,
+    /// Name of a `[[policy]]` applied on export (after the `export` prefix list).
+    pub export_policy: Option<S<String>>,
     // Bramble extras (listed in the README).
     pub local_address: Option<S<String>>,
     pub hold_time: Option<S<i64>>,

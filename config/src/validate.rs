@@ -15,6 +15,8 @@ use crate::host::HostFacts;
 use crate::model::*;
 use crate::raw::*;
 
+mod policy;
+
 /// Collects every problem; values that fail a check come back as `None` and the caller
 /// carries on so later problems are reported too.
 pub(crate) struct Checker<'a> {
@@ -174,7 +176,7 @@ impl<'a> Checker<'a> {
 
     fn filter(&mut self, rules: &Option<Vec<S<String>>>, key: &str) -> Option<Filter> {
         let Some(rules) = rules else {
-            return Some(Filter { rules: None });
+            return Some(Filter::default());
         };
         let mut out = Vec::with_capacity(rules.len());
         let mut ok = true;
@@ -187,7 +189,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        ok.then_some(Filter { rules: Some(out) })
+        ok.then_some(Filter::prefixes(out))
     }
 
     fn families(&mut self, v: &Option<S<Vec<S<String>>>>) -> Option<Vec<Family>> {
@@ -233,7 +235,13 @@ impl<'a> Checker<'a> {
 pub(crate) fn resolve(c: &mut Checker<'_>, raw: &RawConfig, host: &HostFacts) -> Option<Config> {
     let node = node(c, &raw.node, host);
     let api = api(c, &raw.api);
-    let bgp = bgp(c, &raw.bgp, node.as_ref().map(|n| n.asn));
+    let policies = policy::policies(c, &raw.policy);
+    let bgp = bgp(
+        c,
+        &raw.bgp,
+        node.as_ref().map(|n| n.asn),
+        policies.as_deref(),
+    );
     let fib = fib(c, &raw.fib);
     let ipam = ipam(c, &raw.ipam);
     if let (Some(m), Some(b), Some(i)) = (&raw.bgp.mesh, &bgp, &ipam) {
@@ -250,6 +258,7 @@ pub(crate) fn resolve(c: &mut Checker<'_>, raw: &RawConfig, host: &HostFacts) ->
         bgp: bgp?,
         fib: fib?,
         ipam: ipam?,
+        policies: policies?,
     })
 }
 
@@ -331,7 +340,12 @@ fn mesh_mode(c: &mut Checker<'_>, raw: &Option<S<RawMesh>>) -> Option<MeshMode> 
     }
 }
 
-fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> {
+fn bgp(
+    c: &mut Checker<'_>,
+    raw: &RawBgp,
+    node_asn: Option<u32>,
+    policies: Option<&[std::sync::Arc<bgp::policy::Policy>]>,
+) -> Option<Bgp> {
     let listen = optional(
         raw.listen
             .as_ref()
@@ -382,7 +396,7 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
     let mut all_ok = true;
     let mut seen: HashMap<IpAddr, usize> = HashMap::new();
     for p in &raw.peers {
-        let resolved = peer(c, p, node_asn);
+        let resolved = peer(c, p, node_asn, policies);
         if let Some(peer) = &resolved {
             if let Some(first) = seen.get(&peer.address) {
                 let (line, _) = c.loc.line_col(*first);
@@ -416,7 +430,12 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
     })
 }
 
-fn peer(c: &mut Checker<'_>, raw: &RawPeer, node_asn: Option<u32>) -> Option<Peer> {
+fn peer(
+    c: &mut Checker<'_>,
+    raw: &RawPeer,
+    node_asn: Option<u32>,
+    policies: Option<&[std::sync::Arc<bgp::policy::Policy>]>,
+) -> Option<Peer> {
     let address = c.ip(&raw.address, "bgp.peers.address");
     let asn = c.asn(&raw.asn, "bgp.peers.asn");
     let port = c.int_or(&raw.port, "bgp.peers.port", 1, 65535, 179u16);
@@ -447,6 +466,10 @@ fn peer(c: &mut Checker<'_>, raw: &RawPeer, node_asn: Option<u32>) -> Option<Pee
     let families = c.families(&raw.families);
     let import = c.filter(&raw.import, "bgp.peers.import");
     let export = c.filter(&raw.export, "bgp.peers.export");
+    let import_policy =
+        policy::reference(c, &raw.import_policy, policies, "bgp.peers.import_policy");
+    let export_policy =
+        policy::reference(c, &raw.export_policy, policies, "bgp.peers.export_policy");
     let local_address = optional(raw.local_address.as_ref().map(|l| {
         let local = c.ip(l, "bgp.peers.local_address")?;
         match address {
@@ -533,8 +556,14 @@ fn peer(c: &mut Checker<'_>, raw: &RawPeer, node_asn: Option<u32>) -> Option<Pee
         max_prefixes: max_prefixes?,
         max_prefixes_restart: max_prefixes_restart?,
         families: families?,
-        import: import?,
-        export: export?,
+        import: Filter {
+            policy: import_policy?,
+            ..import?
+        },
+        export: Filter {
+            policy: export_policy?,
+            ..export?
+        },
         local_address: local_address?,
         hold_time: hold_time?,
         connect_retry: connect_retry?,

@@ -51,7 +51,7 @@ fn unknown_keys() {
     );
     assert_eq!(
         err("nodes = 1\n"),
-        "b.toml:1:1: unknown field `nodes`, expected one of `node`, `api`, `bgp`, `fib`, `ipam`"
+        "b.toml:1:1: unknown field `nodes`, expected one of `node`, `api`, `bgp`, `fib`, `ipam`, `policy`"
     );
     let e = err(&format!("{PEER}bogus = true\n"));
     assert!(

@@ -104,12 +104,8 @@ fn design_example_parses() {
             max_prefixes: Some(100_000),
             max_prefixes_restart: 60,
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
-            import: Filter {
-                rules: Some(vec![rule("10.0.0.0/8 le 32")])
-            },
-            export: Filter {
-                rules: Some(vec![rule("10.244.0.0/16 le 32")])
-            },
+            import: Filter::prefixes(vec![rule("10.0.0.0/8 le 32")]),
+            export: Filter::prefixes(vec![rule("10.244.0.0/16 le 32")]),
             local_address: None,
             hold_time: None,
             connect_retry: 5,
@@ -241,8 +237,8 @@ import = []
         vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST]
     );
     // Absent lists are "no policy": the speaker applies RFC 8212 for eBGP.
-    assert_eq!(ibgp.import, Filter { rules: None });
-    assert_eq!(ibgp.export, Filter { rules: None });
+    assert_eq!(ibgp.import, Filter::default());
+    assert_eq!(ibgp.export, Filter::default());
     assert_eq!(ibgp.connect_retry, 5);
     assert_eq!(ibgp.hold_time, None);
     assert_eq!(ibgp.password, None);
@@ -260,12 +256,7 @@ import = []
     assert!(ebgp.passive && ebgp.ttl_security);
     assert_eq!(ebgp.families, vec![Family::IPV4_UNICAST]);
     // An empty list is a policy that matches nothing.
-    assert_eq!(
-        ebgp.import,
-        Filter {
-            rules: Some(vec![])
-        }
-    );
+    assert_eq!(ebgp.import, Filter::prefixes(vec![]));
 }
 
 #[test]

@@ -87,6 +87,26 @@ pub enum Request {
     RemovePeer(IpAddr, oneshot::Sender<bool>),
     /// Send Cease to every peer and stop.
     Shutdown(oneshot::Sender<()>),
+    /// Apply a known peer's new `import` / `export` filters without resetting its session
+    /// (soft reconfiguration; other fields of the settings are ignored).
+    UpdatePeer(
+        Box<PeerSettings>,
+        oneshot::Sender<Result<PolicyChange, String>>,
+    ),
+    /// Ask a peer to re-send its routes (ROUTE-REFRESH; RFC 7313 BoRR/EoRR when
+    /// negotiated); replies how many families were asked for.
+    RefreshIn(IpAddr, oneshot::Sender<Result<usize, String>>),
+}
+
+/// What [`SpeakerHandle::update_peer`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyChange {
+    pub import_changed: bool,
+    pub export_changed: bool,
+    /// Paths of the peer's Adj-RIB-In evaluated again.
+    pub reevaluated: usize,
+    /// Best paths exported to the peer again (only differences are sent).
+    pub readvertised: usize,
 }
 
 /// A cloneable handle to the speaker task.
@@ -153,6 +173,20 @@ impl SpeakerHandle {
     /// Removes a neighbour: Cease / Peer De-configured, its routes withdrawn at once.
     pub async fn remove_peer(&self, address: IpAddr) -> Result<bool, SpeakerGone> {
         self.ask(|reply| Request::RemovePeer(address, reply)).await
+    }
+
+    /// Applies a peer's new import/export filters without a session reset.
+    pub async fn update_peer(
+        &self,
+        settings: PeerSettings,
+    ) -> Result<Result<PolicyChange, String>, SpeakerGone> {
+        self.ask(|reply| Request::UpdatePeer(Box::new(settings), reply))
+            .await
+    }
+
+    /// Sends ROUTE-REFRESH to a peer for each negotiated family.
+    pub async fn refresh_in(&self, address: IpAddr) -> Result<Result<usize, String>, SpeakerGone> {
+        self.ask(|reply| Request::RefreshIn(address, reply)).await
     }
 
     pub async fn shutdown(&self) -> Result<(), SpeakerGone> {

@@ -42,6 +42,10 @@ pub(crate) struct Speaker {
     pub index: HashMap<PeerId, usize>,
     /// The id the next added peer gets (ids are never reused).
     pub next_peer_id: PeerId,
+    /// Pre-policy attributes of paths import policy changed (soft reconfiguration).
+    pub soft_in: super::reconfig::SoftIn,
+    /// RFC 7313 refreshes in progress from peers.
+    pub refresh_state: super::refresh::RefreshState,
 }
 
 impl Speaker {
@@ -82,6 +86,8 @@ impl Speaker {
             events: ev_tx,
             index: HashMap::default(),
             next_peer_id,
+            soft_in: Default::default(),
+            refresh_state: Default::default(),
         };
         speaker.reindex();
         tokio::spawn(speaker.run(ev_rx, req_rx));
@@ -155,7 +161,7 @@ impl Speaker {
             }
             SessionEvent::Established(neg) => self.session_up(idx, neg),
             SessionEvent::Update(update) => self.on_update(idx, update),
-            SessionEvent::RouteRefresh(rr) => self.on_route_refresh(idx, rr.family),
+            SessionEvent::RouteRefresh(rr) => self.on_refresh_message(idx, rr),
             SessionEvent::Down { reason } => {
                 tracing::info!(peer = %self.peers[idx].address(), %reason, "session down");
                 // During a max-prefix hold-down the status keeps saying why.
@@ -245,6 +251,8 @@ impl Speaker {
         let id = slot.id;
         self.end_restart(id);
         self.dirty.extend(self.rib.remove_peer(id));
+        self.soft_in.forget(id);
+        self.refresh_state.forget(id);
     }
 
     fn on_request(&mut self, req: Request) {
@@ -273,7 +281,22 @@ impl Speaker {
                 let _ = reply.send(self.add_peer(*settings));
             }
             Request::RemovePeer(address, reply) => {
+                let id = self
+                    .peers
+                    .iter()
+                    .find(|p| p.address() == address)
+                    .map(|p| p.id);
                 let _ = reply.send(self.remove_peer(address));
+                if let Some(id) = id {
+                    self.soft_in.forget(id);
+                    self.refresh_state.forget(id);
+                }
+            }
+            Request::UpdatePeer(settings, reply) => {
+                let _ = reply.send(self.update_peer(*settings));
+            }
+            Request::RefreshIn(address, reply) => {
+                let _ = reply.send(self.request_refresh(address));
             }
             Request::Shutdown(_) => {}
         }
@@ -369,6 +392,7 @@ pub(crate) fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> 
         .map(|f| Capability::MultiProtocol(*f))
         .collect();
     caps.push(Capability::RouteRefresh);
+    caps.push(Capability::EnhancedRouteRefresh);
     caps.push(Capability::FourOctetAs(cfg.asn));
     caps.push(Capability::ExtendedMessage);
     caps.extend(super::peer::add_path_capability(p));

@@ -148,27 +148,16 @@ impl Speaker {
         let attrs = self.rib.intern(ra);
         for n in nlri {
             self.graceful.refreshed(id, n);
-            let reject = verdict.or_else(|| {
-                let slot = &self.peers[idx];
-                (!slot.settings.import.permits(&n.prefix, slot.ebgp))
-                    .then_some(ImportReject::Filtered)
-            });
-            let res = match reject {
-                None => self.rib.insert(id, *n, attrs.clone()),
-                Some(r) => self.rib.insert_rejected(id, *n, attrs.clone(), r.as_str()),
-            };
-            match res {
-                Ok(true) => {
-                    self.dirty.insert(n.prefix);
-                }
-                Ok(false) => {}
-                Err(e) => tracing::error!(prefix = %n.prefix, "rib: {e}"),
-            }
+            self.refresh_state.seen(id, n);
+            // Loop verdict, then import filter / policy (speaker/reconfig.rs).
+            self.import_path(idx, *n, &attrs, verdict);
         }
     }
 
     fn withdraw(&mut self, id: PeerId, n: Nlri) {
         self.graceful.refreshed(id, &n);
+        self.refresh_state.seen(id, &n);
+        self.soft_in.remove(id, &n);
         if self.rib.withdraw(id, n) {
             self.dirty.insert(n.prefix);
         }

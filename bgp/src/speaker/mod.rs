@@ -10,12 +10,16 @@ mod outbound;
 mod peer;
 mod peers;
 mod policy_rules;
+mod reconfig;
+mod refresh;
 mod view;
 
 use std::net::IpAddr;
 
 pub use api::*;
-pub use policy_rules::{export_attrs, import_attrs, ImportReject, Source, Target};
+pub use policy_rules::{
+    apply_export_policy, export_attrs, import_attrs, ImportReject, Source, Target,
+};
 
 use crate::wire::Prefix;
 

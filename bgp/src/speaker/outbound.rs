@@ -16,7 +16,7 @@ use crate::wire::{
 
 use super::core::Speaker;
 use super::peer::{PeerSlot, EXPORT_CACHE_MAX};
-use super::policy_rules::{export_attrs, Source};
+use super::policy_rules::{apply_export_policy, export_attrs, policy_changes, Source};
 
 /// Prefixes taken from one Adj-RIB-Out per flush, so one big table does not starve others.
 const FLUSH_CHUNK: usize = 20_000;
@@ -290,7 +290,8 @@ fn encode_group(
     }
 }
 
-/// RFC 2918: everything advertised in `family`, again, grouped by attribute set.
+/// RFC 2918: everything advertised in `family`, again, grouped by attribute set; RFC 7313:
+/// between BoRR and EoRR.
 fn resend_family(
     session: &super::peer::Session,
     family: Family,
@@ -298,6 +299,8 @@ fn resend_family(
     buf: &mut BytesMut,
     peer: IpAddr,
 ) {
+    let enhanced = session.negotiated.enhanced_route_refresh;
+    super::refresh::begin_resend(enhanced, family, ctx, buf);
     let mut groups: HashMap<usize, (Arc<RouteAttrs>, Vec<Nlri>)> = HashMap::default();
     for (n, a) in session.adj_out.iter() {
         if Family::of(&n.prefix) == family {
@@ -311,7 +314,8 @@ fn resend_family(
     for (attrs, nlri) in groups.values() {
         encode_group(attrs, family, nlri, ctx, buf, peer);
     }
-    encode_end_of_rib(family, buf);
+    // RFC 7313 §4: EoRR after the routes (End-of-RIB without enhanced route refresh).
+    super::refresh::end_resend(enhanced, family, ctx, buf);
 }
 
 /// The source of a best path: its kind and, for learned paths, the peer (RFC 4456 needs
@@ -342,9 +346,14 @@ fn export_for(
     if !session.negotiated.families.contains(&Family::of(&prefix)) {
         return None;
     }
-    if !slot.settings.export.permits(&prefix, slot.ebgp) {
-        return None;
-    }
+    let decision = match slot
+        .settings
+        .export
+        .evaluate(&prefix, &path.attrs.attrs, slot.ebgp)
+    {
+        crate::policy::Verdict::Reject(_) => return None,
+        crate::policy::Verdict::Accept(d) => d,
+    };
     // Route reflection applies from an iBGP peer to an iBGP peer when we have a cluster id.
     let rr = match cluster_id {
         Some(cluster_id) if origin.source == Source::Ibgp && !slot.ebgp => Some(Reflection {
@@ -359,6 +368,13 @@ fn export_for(
         Some(_) => (u64::from(origin.peer) << 32) | u64::from(u32::from(origin.router_id)),
         None => 0,
     };
+    // An export policy rule that changes attributes: not cached (the result depends on the
+    // rule, not only on the attribute set).
+    if let Some(d) = decision.filter(|d| policy_changes(&slot.settings.export, *d)) {
+        let mut out = export_attrs(&path.attrs, origin.source, &session.target, rr.as_ref())?;
+        apply_export_policy(&slot.settings.export, d, &mut out, &session.target);
+        return Some(rib.intern(out));
+    }
     let key = (Arc::as_ptr(&path.attrs) as usize, origin.source as u8, from);
     if let Some((_, out)) = session.cache.get(&key) {
         return out.clone();

@@ -2,6 +2,7 @@
 //! Pure functions over attributes, so they are unit-tested without sessions.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, LazyLock};
 
 use crate::reflector::{self, Reflection, ReflectionLoop};
 use crate::rib::RouteAttrs;
@@ -21,6 +22,32 @@ pub enum ImportReject {
 }
 
 impl ImportReject {
+    /// The note stored with every path rejected for this reason: one shared string, so a
+    /// rejected path costs no allocation of its own.
+    pub fn note(self) -> Arc<str> {
+        static NOTES: LazyLock<[Arc<str>; 5]> = LazyLock::new(|| {
+            [
+                ImportReject::AsPathLoop,
+                ImportReject::Filtered,
+                ImportReject::Malformed,
+                ImportReject::Reflection(ReflectionLoop::OriginatorId),
+                ImportReject::Reflection(ReflectionLoop::ClusterList),
+            ]
+            .map(|r| Arc::from(r.as_str()))
+        });
+        let i = match self {
+            ImportReject::AsPathLoop => 0,
+            ImportReject::Filtered => 1,
+            ImportReject::Malformed => 2,
+            ImportReject::Reflection(ReflectionLoop::OriginatorId) => 3,
+            ImportReject::Reflection(ReflectionLoop::ClusterList) => 4,
+        };
+        NOTES
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(self.as_str()))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ImportReject::AsPathLoop => "as-path loop",
@@ -147,6 +174,32 @@ pub fn export_attrs(
         next_hop,
         link_local,
     })
+}
+
+/// Applies the changes of the export policy rule that accepted a path to the attributes
+/// [`export_attrs`] produced. RFC 4271 §5.1.5: whatever the policy says, no LOCAL_PREF goes
+/// to an eBGP peer.
+pub fn apply_export_policy(
+    filter: &crate::policy::Filter,
+    decision: crate::policy::Decision,
+    out: &mut RouteAttrs,
+    to: &Target,
+) {
+    filter.apply(decision, &mut out.attrs, to.local_asn, true);
+    if to.ebgp {
+        out.attrs.local_pref = None;
+    }
+}
+
+/// Whether the rule behind an accepting `decision` changes attributes.
+pub(crate) fn policy_changes(
+    filter: &crate::policy::Filter,
+    decision: crate::policy::Decision,
+) -> bool {
+    let rule = decision
+        .rule
+        .and_then(|i| filter.policy.as_ref().and_then(|p| p.rules.get(i)));
+    rule.is_some_and(|r| !r.action.is_plain())
 }
 
 /// Our address of the family of `like` on this session.

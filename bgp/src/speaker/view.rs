@@ -75,14 +75,19 @@ impl Speaker {
             )),
             TableKind::AdjIn => {
                 let mut out = Vec::new();
-                for p in self
+                for (idx, p) in self
                     .peers
                     .iter()
-                    .filter(|p| slot.is_none_or(|s| s.id == p.id))
+                    .enumerate()
+                    .filter(|(_, p)| slot.is_none_or(|s| s.id == p.id))
                 {
                     for r in self.rib.adj_in(p.id) {
-                        let mut e = entry(r.nlri.prefix, r.attrs, Some(p.address()));
-                        e.note = r.rejected.map(str::to_string).or_else(|| {
+                        // Adj-RIB-In shows what the peer sent (pre-policy); the note says which
+                        // policy rule rejected or accepted it.
+                        let sent = self.pre_policy(idx, &r.nlri).map_or(r.attrs, |a| a);
+                        let mut e = entry(r.nlri.prefix, sent, Some(p.address()));
+                        let policy = || self.accepted_note(idx, &r.nlri, r.attrs);
+                        e.note = r.rejected.map(str::to_string).or_else(policy).or_else(|| {
                             self.graceful
                                 .is_stale(p.id, &r.nlri)
                                 .then(|| "stale".to_string())

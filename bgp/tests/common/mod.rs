@@ -21,6 +21,7 @@ pub fn allow_all() -> Filter {
             "0.0.0.0/0 le 32".parse::<PrefixRule>().unwrap(),
             "::/0 le 128".parse().unwrap(),
         ]),
+        policy: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Prefix filters for import and export (`"10.0.0.0/8 le 32"`).
+//! Prefix-list entries (`"10.0.0.0/8 le 32"`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -121,23 +121,6 @@ impl fmt::Display for PrefixRule {
     }
 }
 
-/// An import or export filter. `None` rules mean "no policy configured": for eBGP peers that
-/// is deny-all (RFC 8212 §3), for iBGP peers accept-all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub rules: Option<Vec<PrefixRule>>,
-}
-
-impl Filter {
-    /// Whether `p` passes this filter on a session that is eBGP (`ebgp`) or not.
-    pub fn permits(&self, p: &Prefix, ebgp: bool) -> bool {
-        match &self.rules {
-            None => !ebgp,
-            Some(rules) => rules.iter().any(|r| r.matches(p)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,17 +173,5 @@ mod tests {
             "banana".parse::<PrefixRule>(),
             Err(PrefixRuleError::Prefix(..))
         ));
-    }
-
-    #[test]
-    fn rfc8212_default_deny_for_ebgp() {
-        let none = Filter::default();
-        assert!(!none.permits(&p("10.0.0.0/8"), true));
-        assert!(none.permits(&p("10.0.0.0/8"), false));
-        let some = Filter {
-            rules: Some(vec!["10.0.0.0/8 le 32".parse().unwrap()]),
-        };
-        assert!(some.permits(&p("10.9.0.0/16"), true));
-        assert!(!some.permits(&p("172.16.0.0/12"), false));
     }
 }
