@@ -106,6 +106,90 @@ pub fn free_port() -> Result<u16> {
     Ok(port)
 }
 
+/// PEM files for client TLS: a CA, and one certificate + key signed by it that serves both
+/// as the server's (SAN `IP:127.0.0.1`) and as the client's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA certificate.
+    pub ca: PathBuf,
+    /// The certificate (server and client auth).
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+impl EtcdTls {
+    /// Make a throw-away CA and a certificate for 127.0.0.1 in `dir` with `openssl`.
+    pub fn generate(dir: &Path) -> Result<Self> {
+        let p = |n: &str| dir.join(n);
+        let ext = p("ext.cnf");
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n\
+             basicConstraints=CA:FALSE\n",
+        )
+        .map_err(|e| Error::io(&ext, e))?;
+        let openssl = |args: &[&std::ffi::OsStr]| -> Result<()> {
+            crate::process::run(Command::new("openssl").args(args)).map(|_| ())
+        };
+        let os = |s: &str| std::ffi::OsString::from(s);
+        let ca_key = p("ca.key");
+        let ca = p("ca.pem");
+        let key = p("node.key");
+        let csr = p("node.csr");
+        let cert = p("node.pem");
+        let run = |args: Vec<std::ffi::OsString>| {
+            let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            openssl(&refs)
+        };
+        run(vec![
+            os("req"),
+            os("-x509"),
+            os("-newkey"),
+            os("rsa:2048"),
+            os("-nodes"),
+            os("-keyout"),
+            ca_key.clone().into(),
+            os("-out"),
+            ca.clone().into(),
+            os("-days"),
+            os("2"),
+            os("-subj"),
+            os("/CN=bramble-test-ca"),
+        ])?;
+        run(vec![
+            os("req"),
+            os("-newkey"),
+            os("rsa:2048"),
+            os("-nodes"),
+            os("-keyout"),
+            key.clone().into(),
+            os("-out"),
+            csr.clone().into(),
+            os("-subj"),
+            os("/CN=etcd"),
+        ])?;
+        run(vec![
+            os("x509"),
+            os("-req"),
+            os("-in"),
+            csr.into(),
+            os("-CA"),
+            ca.clone().into(),
+            os("-CAkey"),
+            ca_key.into(),
+            os("-CAcreateserial"),
+            os("-out"),
+            cert.clone().into(),
+            os("-days"),
+            os("2"),
+            os("-extfile"),
+            ext.into(),
+        ])?;
+        Ok(Self { ca, cert, key })
+    }
+}
+
 /// One member: its spec, name, data dir and process (if running).
 #[derive(Debug)]
 struct Member {
@@ -120,6 +204,7 @@ struct Member {
 #[derive(Debug)]
 pub struct EtcdCluster {
     members: Vec<Member>,
+    tls: Option<EtcdTls>,
     initial_cluster: String,
     token: String,
     // Declared last: members are stopped (field drop order) before their directory goes.
@@ -152,6 +237,17 @@ impl EtcdCluster {
 
     /// Start one member per spec as a new cluster and wait until every member is healthy.
     pub fn start(specs: Vec<MemberSpec>) -> Result<Self> {
+        Self::start_with(specs, None)
+    }
+
+    /// One member on 127.0.0.1 serving clients over TLS only (`https://`), requiring a client
+    /// certificate signed by `tls.ca`; healthy on return.
+    pub fn single_tls(tls: EtcdTls) -> Result<Self> {
+        Self::start_with(vec![MemberSpec::loopback()?], Some(tls))
+    }
+
+    /// [`EtcdCluster::start`], with client TLS when `tls` is given (peers stay plain).
+    pub fn start_with(specs: Vec<MemberSpec>, tls: Option<EtcdTls>) -> Result<Self> {
         if specs.is_empty() {
             return Err(Error::parse("etcd cluster", "no members given"));
         }
@@ -175,10 +271,12 @@ impl EtcdCluster {
             .join(",");
         let mut cluster = Self {
             members,
+            tls: None,
             initial_cluster,
             token: format!("bramble-{token}"),
             dir,
         };
+        cluster.tls = tls;
         for i in 0..cluster.members.len() {
             cluster.spawn(i)?;
         }
@@ -213,12 +311,18 @@ impl EtcdCluster {
 
     /// Every member's client URL (`http://IP:PORT`), running or not, in member order.
     pub fn client_endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.spec.client_url()).collect()
+        (0..self.members.len())
+            .map(|i| self.client_endpoint(i))
+            .collect()
     }
 
-    /// Member `i`'s client URL.
+    /// Member `i`'s client URL (`https://…` with TLS).
     pub fn client_endpoint(&self, i: usize) -> String {
-        self.members[i].spec.client_url()
+        let url = self.members[i].spec.client_url();
+        match self.tls {
+            Some(_) => url.replacen("http://", "https://", 1),
+            None => url,
+        }
     }
 
     /// Whether member `i`'s process runs.
@@ -310,6 +414,7 @@ impl EtcdCluster {
         let mut cmd = self.base_cmd(0, &etcdctl_bin());
         cmd.env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.client_endpoints().join(",")))
+            .args(self.tls_args())
             .args(args);
         let out = run_unchecked(&mut cmd)?;
         if !out.status.success() {
@@ -343,15 +448,36 @@ impl EtcdCluster {
     fn etcdctl_cmd(&self, i: usize, args: &[&str]) -> Command {
         let mut cmd = self.base_cmd(i, &etcdctl_bin());
         cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.members[i].spec.client_url()))
+            .arg(format!("--endpoints={}", self.client_endpoint(i)))
+            .args(self.tls_args())
             .args(args);
         cmd
     }
 
+    fn tls_args(&self) -> Vec<String> {
+        match &self.tls {
+            Some(t) => vec![
+                format!("--cacert={}", t.ca.display()),
+                format!("--cert={}", t.cert.display()),
+                format!("--key={}", t.key.display()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
     fn spawn(&mut self, i: usize) -> Result<()> {
         let mut cmd = self.base_cmd(i, &etcd_bin());
+        let client = self.client_endpoint(i);
+        if let Some(t) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&t.cert)
+                .arg("--key-file")
+                .arg(&t.key)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
+        }
         let m = &self.members[i];
-        let client = m.spec.client_url();
         let peer = m.spec.peer_url();
         cmd.arg("--name")
             .arg(&m.name)

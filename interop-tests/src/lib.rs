@@ -22,7 +22,7 @@ pub mod topo;
 pub mod veth;
 
 pub use error::{check, Error, Result};
-pub use etcd::{EtcdCluster, MemberSpec};
+pub use etcd::{EtcdCluster, EtcdTls, MemberSpec};
 pub use netns::Netns;
 pub use prereq::{require_bramble, require_root_and_tools};
 pub use process::{wait_until, ChildGuard};

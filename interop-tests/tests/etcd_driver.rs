@@ -2,9 +2,10 @@
 //! spread over namespaces on a LAN answers from every member.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use interop_tests::etcd::EtcdCluster;
-use interop_tests::{require_root_and_tools, Lan, Netns};
+use interop_tests::{require_root_and_tools, wait_until, Lan, Netns};
 
 #[test]
 fn loopback_cluster_survives_one_member_kill_and_restart() {
@@ -14,8 +15,15 @@ fn loopback_cluster_survives_one_member_kill_and_restart() {
 
     cluster.kill(1);
     assert!(!cluster.is_running(1));
-    // Two of three keep a quorum: writes go on.
-    cluster.etcdctl_at(0, &["put", "/drv/b", "2"]).unwrap();
+    // Two of three keep a quorum: writes go on (once a new leader is elected, if the killed
+    // member led).
+    wait_until(
+        "a write on the surviving members",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || cluster.etcdctl_at(0, &["put", "/drv/b", "2"]).map(|_| true),
+    )
+    .unwrap();
 
     cluster.restart(1).unwrap();
     assert!(cluster.is_running(1));
