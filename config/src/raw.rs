@@ -48,6 +48,7 @@ pub struct RawBgp {
     pub advertise: Option<S<String>>,
     pub graceful_restart: Option<bool>,
     pub restart_time: Option<S<i64>>,
+    pub selection_deferral: Option<S<i64>>,
     pub cluster_id: Option<S<String>>,
     #[serde(default)]
     pub peers: Vec<RawPeer>,

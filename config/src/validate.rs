@@ -328,6 +328,14 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
     };
     // RFC 4724 §3: Restart Time is a 12-bit field.
     let restart_time = c.int_or(&raw.restart_time, "bgp.restart_time", 0, 4095, 120);
+    // RFC 4724 §4.1: the Selection_Deferral_Time is configurable; 360 s is the common default.
+    let selection_deferral = c.int_or(
+        &raw.selection_deferral,
+        "bgp.selection_deferral",
+        1,
+        3600,
+        360,
+    );
     let cluster_id = optional(
         raw.cluster_id
             .as_ref()
@@ -365,6 +373,7 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
         advertise: advertise?,
         graceful_restart: raw.graceful_restart.unwrap_or(true),
         restart_time: restart_time?,
+        selection_deferral: selection_deferral?,
         cluster_id: cluster_id?,
         peers: all_ok.then_some(peers)?,
     })

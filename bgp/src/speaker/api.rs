@@ -83,6 +83,9 @@ pub enum Request {
     Withdraw(Vec<Prefix>, oneshot::Sender<Result<usize, String>>),
     /// Send Cease to every peer and stop.
     Shutdown(oneshot::Sender<()>),
+    /// Stop for a graceful restart (RFC 4724): no NOTIFICATION, nothing withdrawn; the
+    /// speaker stops handling anything and the sessions end when the process exits.
+    Detach(oneshot::Sender<()>),
 }
 
 /// A cloneable handle to the speaker task.
@@ -140,6 +143,30 @@ impl SpeakerHandle {
     pub async fn shutdown(&self) -> Result<(), SpeakerGone> {
         self.ask(Request::Shutdown).await
     }
+
+    /// Stops the speaker for a graceful restart (RFC 4724 §4.1): no NOTIFICATION is sent,
+    /// nothing is withdrawn and the speaker handles nothing more; the sessions stay open
+    /// until the process exits, and then end as a crash would end them (the TCP
+    /// connections close), so the peers keep our routes as stale for our Restart Time.
+    /// Only for a process about to exit.
+    pub async fn detach(&self) -> Result<(), SpeakerGone> {
+        self.ask(Request::Detach).await
+    }
+}
+
+/// How the speaker starts with respect to graceful restart, as the restarting speaker
+/// (RFC 4724 §4.1). The default is a fresh start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestartState {
+    /// A previous run left its forwarding state (our routes in the kernel): the OPENs carry
+    /// the Restart State bit and the Forwarding State bit of every family; route selection,
+    /// advertisement and FIB changes wait for End-of-RIB from the peers (or
+    /// `selection_deferral`), then [`crate::speaker::FibSink::restart_complete`] is called.
+    /// Ignored when `SpeakerConfig::graceful_restart` is off.
+    pub restarting: bool,
+    /// The longest wait for End-of-RIB (RFC 4724 §4.1 Selection_Deferral_Time), counted
+    /// from start.
+    pub selection_deferral: std::time::Duration,
 }
 
 /// Everything the speaker needs to run; the agent builds it from the config file.

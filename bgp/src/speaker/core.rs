@@ -10,11 +10,11 @@ use crate::fsm::State;
 use crate::rib::{PeerInfo, Rib, RouteAttrs, LOCAL_PEER};
 use crate::session::{self, Listener, PeerConfig, SessionEvent};
 use crate::wire::{
-    AsPath, Capability, Community, Family, GracefulRestartCap, Nlri, Notification, Origin,
+    AsPath, Capability, Community, Family, Nlri, Notification, Origin,
     PathAttrs, Prefix,
 };
 
-use super::api::{Announce, Request, SpeakerConfig, SpeakerHandle};
+use super::api::{Announce, Request, RestartState, SpeakerConfig, SpeakerHandle};
 use super::peer::{now_secs, PeerSlot, Session};
 use super::policy_rules::Target;
 use super::{FibSink, SpeakerError};
@@ -44,7 +44,10 @@ impl Speaker {
     pub async fn start(
         cfg: SpeakerConfig,
         fib: Option<Box<dyn FibSink>>,
+        restart: RestartState,
     ) -> Result<SpeakerHandle, SpeakerError> {
+        // RFC 4724 §4.1: restarting with our forwarding state kept.
+        let restarting = cfg.graceful_restart && restart.restarting;
         let listener = match cfg.listen {
             Some(addr) => Some(
                 Listener::bind(addr)
@@ -59,23 +62,29 @@ impl Speaker {
         for (i, settings) in cfg.peers.iter().enumerate() {
             // Peer ids start at 1: 0 is LOCAL_PEER.
             let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            let handle = session::spawn_peer(id, peer_config(&cfg, settings), ev_tx.clone());
+            let handle = session::spawn_peer(
+                id,
+                peer_config(&cfg, settings, restarting),
+                ev_tx.clone(),
+            );
             if let Some(l) = &listener {
                 l.register(settings.address, &handle);
             }
             peers.push(PeerSlot::new(id, settings.clone(), handle, cfg.asn));
         }
-        let speaker = Speaker {
+        let graceful = super::graceful::GracefulHelper::new(cfg.graceful_restart, &restart);
+        let mut speaker = Speaker {
             rib: Rib::new(cfg.asn, cfg.router_id),
             cfg,
             peers,
             dirty: HashSet::default(),
             fib,
             limits: Default::default(),
-            graceful: Default::default(),
+            graceful,
             _listener: listener,
             _events: ev_tx,
         };
+        speaker.restart_begin();
         tokio::spawn(speaker.run(ev_rx, req_rx));
         Ok(SpeakerHandle::new(req_tx))
     }
@@ -97,6 +106,14 @@ impl Speaker {
                         self.shutdown().await;
                         let _ = reply.send(());
                         return;
+                    }
+                    // Graceful restart (RFC 4724): tell the peers nothing; the sessions end
+                    // when the process exits, as in a crash.
+                    Some(Request::Detach(reply)) => {
+                        tracing::info!("stopping for a graceful restart: no NOTIFICATION sent");
+                        self.limits.abort_restarts();
+                        let _ = reply.send(());
+                        std::future::pending::<()>().await;
                     }
                     Some(req) => self.on_request(req),
                     // Every handle is gone: nobody can ask us anything any more.
@@ -126,7 +143,10 @@ impl Speaker {
                 // A peer's write queue was full: look again shortly.
                 _ = tokio::time::sleep(Duration::from_millis(5)), if stalled => {}
             }
-            self.propagate();
+            // RFC 4724 §4.1: no route selection while it is deferred after a restart.
+            if !self.selection_deferred() {
+                self.propagate();
+            }
             self.flush();
         }
     }
@@ -223,7 +243,10 @@ impl Speaker {
             refresh: Vec::new(),
             stash: None,
         });
-        self.initial_dump(idx, &families);
+        // After a restart, the dump waits for the deferred route selection.
+        if !self.selection_deferred() {
+            self.initial_dump(idx, &families);
+        }
     }
 
     /// The session of peer `idx` is gone and its routes with it (no graceful restart).
@@ -259,7 +282,7 @@ impl Speaker {
                 }
                 let _ = reply.send(Ok(n));
             }
-            Request::Shutdown(_) => {}
+            Request::Shutdown(_) | Request::Detach(_) => {}
         }
     }
 
@@ -346,7 +369,7 @@ pub(crate) fn family_name(f: Family) -> &'static str {
 }
 
 /// What the session task needs for one neighbour.
-fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> PeerConfig {
+fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings, restarting: bool) -> PeerConfig {
     let mut caps: Vec<Capability> = p
         .families
         .iter()
@@ -355,16 +378,9 @@ fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> PeerConfig 
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::FourOctetAs(cfg.asn));
     caps.push(Capability::ExtendedMessage);
-    if cfg.graceful_restart {
-        // RFC 4724 §3: advertised; we act as helper (speaker/graceful.rs) but claim no
-        // preserved forwarding state of our own.
-        caps.push(Capability::GracefulRestart(GracefulRestartCap {
-            restart_state: false,
-            notification: super::graceful::ADVERTISE_N_BIT,
-            restart_time: cfg.restart_time.min(4095),
-            families: p.families.iter().map(|f| (*f, false)).collect(),
-        }));
-    }
+    // RFC 4724 §3: helper always (graceful.rs); R and F bits after a restart
+    // (graceful_restart.rs).
+    caps.extend(super::graceful_restart::capability(cfg, p, restarting));
     PeerConfig {
         remote_addr: p.address,
         remote_port: p.port,

@@ -1,6 +1,7 @@
 //! Graceful restart, helper side (RFC 4724 §4.2, RFC 8538): when a peer that negotiated
 //! the capability loses its session, its routes stay in the Loc-RIB (and so in the FIB),
 //! marked stale, until it comes back and sends End-of-RIB or its restart time runs out.
+//! The restarting-speaker side (§4.1) is in `graceful_restart.rs`; the hooks here feed it.
 
 use foldhash::{HashMap, HashSet};
 use std::time::Duration;
@@ -11,7 +12,9 @@ use crate::fsm::Negotiated;
 use crate::rib::PeerId;
 use crate::wire::{cease_subcode, Family, GracefulRestartCap, Nlri, Prefix};
 
+use super::api::RestartState;
 use super::core::{family_name, Speaker};
+use super::graceful_restart::Restarter;
 
 /// Whether we advertise the RFC 8538 N bit. We do not (yet) send Cease / Hard Reset for an
 /// operator's shutdown, so a NOTIFICATION always ends graceful restart on our sessions.
@@ -41,12 +44,26 @@ struct Restarting {
 #[derive(Default)]
 pub(crate) struct GracefulHelper {
     peers: HashMap<PeerId, Restarting>,
+    /// Our own restart (RFC 4724 §4.1), while route selection is deferred.
+    pub(crate) restart: Restarter,
 }
 
 impl GracefulHelper {
-    /// The earliest deadline of any restarting peer.
+    /// Helper state for no peer yet; `restart` says whether this speaker is restarting.
+    pub(crate) fn new(graceful_restart: bool, restart: &RestartState) -> Self {
+        Self {
+            peers: HashMap::default(),
+            restart: Restarter::new(graceful_restart, restart),
+        }
+    }
+
+    /// The earliest deadline of any restarting peer, or of our own selection deferral.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.peers.values().map(|r| r.deadline).min()
+        self.peers
+            .values()
+            .map(|r| r.deadline)
+            .chain(self.restart.deadline())
+            .min()
     }
 
     /// Whether `nlri` from `peer` is a stale path.
@@ -107,6 +124,10 @@ impl Speaker {
             return;
         };
         let id = slot.id;
+        self.restart_session_lost(id);
+        let Some(slot) = self.peers.get_mut(idx) else {
+            return;
+        };
         let cap = slot
             .session
             .as_ref()
@@ -176,10 +197,22 @@ impl Speaker {
         ))
     }
 
+    /// Peer `idx` is Established: helper side (a restarting peer is back) and
+    /// restarting-speaker side (do we wait for its End-of-RIB). Returns a note for the
+    /// status line.
+    pub(crate) fn gr_session_up(&mut self, idx: usize, neg: &Negotiated) -> Option<String> {
+        let helper = self.helper_session_up(idx, neg);
+        let restart = self.restart_session_up(idx, neg);
+        match (helper, restart) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The restarting peer is back (RFC 4724 §4.2): stale routes of families its new
     /// capability lacks, or claims no preserved forwarding state for, go now; the rest wait
     /// for End-of-RIB. Returns a note for the status line.
-    pub(crate) fn gr_session_up(&mut self, idx: usize, neg: &Negotiated) -> Option<String> {
+    fn helper_session_up(&mut self, idx: usize, neg: &Negotiated) -> Option<String> {
         let id = self.peers.get(idx)?.id;
         let r = self.graceful.peers.get_mut(&id)?;
         r.judging = false;
@@ -218,6 +251,12 @@ impl Speaker {
     /// End-of-RIB for `family` from a peer: its stale routes of that family that were not
     /// re-announced go (RFC 4724 §4.2).
     pub(crate) fn gr_end_of_rib(&mut self, id: PeerId, family: Family) {
+        self.helper_end_of_rib(id, family);
+        // After the helper's removals, so the deferred selection sees them.
+        self.restart_end_of_rib(id, family);
+    }
+
+    fn helper_end_of_rib(&mut self, id: PeerId, family: Family) {
         let Some(r) = self.graceful.peers.get_mut(&id) else {
             return;
         };
@@ -246,8 +285,10 @@ impl Speaker {
         }
     }
 
-    /// Removes the stale routes of every peer whose deadline has passed.
+    /// Removes the stale routes of every peer whose deadline has passed, and ends our own
+    /// selection deferral when its timer ran out.
     pub(crate) fn gr_expire(&mut self, now: Instant) {
+        self.restart_expire(now);
         let due: Vec<PeerId> = self
             .graceful
             .peers
