@@ -38,8 +38,16 @@ enum FibCall {
 struct Recorder(Arc<Mutex<Vec<FibCall>>>);
 
 impl Recorder {
+    /// The calls, without the "no route" the speaker sends for its own (local) route.
     fn calls(&self) -> Vec<FibCall> {
-        self.0.lock().unwrap().clone()
+        let local: Prefix = LOCAL.parse().unwrap();
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| **c != FibCall::Remove(local))
+            .cloned()
+            .collect()
     }
 }
 
