@@ -63,9 +63,7 @@ impl FibSink for ProgrammerSink {
 /// `bgp.selection_deferral` seconds; without graceful restart they are deleted at once.
 pub fn fib_config(cfg: &config::Config) -> FibConfig {
     let stale_after = if cfg.bgp.graceful_restart {
-        Duration::from_secs(
-            u64::from(cfg.bgp.restart_time) + u64::from(cfg.bgp.selection_deferral),
-        )
+        Duration::from_secs(u64::from(cfg.bgp.restart_time) + u64::from(cfg.bgp.selection_deferral))
     } else {
         Duration::ZERO
     };

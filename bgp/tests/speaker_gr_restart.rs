@@ -13,9 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bgp::speaker::{
-    spawn, spawn_restarting, Announce, FibSink, RestartState, SpeakerHandle,
-};
+use bgp::speaker::{spawn, spawn_restarting, Announce, FibSink, RestartState, SpeakerHandle};
 use bgp::wire::Prefix;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -193,7 +191,10 @@ impl Raw {
             if let Ok(raw) = Raw::try_up(port, restarting).await {
                 return raw;
             }
-            assert!(Instant::now() < deadline, "the speaker never took the session");
+            assert!(
+                Instant::now() < deadline,
+                "the speaker never took the session"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -303,7 +304,10 @@ async fn restarting_speaker_defers_selection_until_end_of_rib() {
     // End-of-RIB for IPv4 only: still waiting for IPv6.
     raw.send(&end_of_rib(false)).await;
     let early = raw.updates(Duration::from_millis(500)).await;
-    assert!(early.is_empty(), "advertised before every End-of-RIB: {early:?}");
+    assert!(
+        early.is_empty(),
+        "advertised before every End-of-RIB: {early:?}"
+    );
     assert!(fib.calls().is_empty(), "{:?}", fib.calls());
 
     raw.send(&end_of_rib(true)).await;

@@ -1,7 +1,8 @@
 //! Graceful restart data plane (issue 5, test 3): two Bramble nodes behind a BIRD ToR, all
 //! with graceful restart on. One container per node (a namespace with a /32 from the node's
 //! IPAM on a veth, Calico style: default via 169.254.1.1). The containers ping each other
-//! every 10 ms, both ways, while Bramble on node1 is SIGKILLed and restarted three times.
+//! every 10 ms, both ways, while Bramble on node1 is SIGKILLed and restarted three times,
+//! then stopped with SIGTERM (a graceful stop: no Cease) and started once more.
 //! Each restart finds its routes in the kernel, so it restarts as RFC 4724 §4.1 says
 //! (Restart State and Forwarding State bits, selection deferred until BIRD's End-of-RIB):
 //! no packet may be lost, and `ip monitor route` in both node namespaces must record no
@@ -73,9 +74,18 @@ fn wire_container(node: &Netns, c: &Netns, ip: IpAddr) -> Veth {
     c.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"])
         .unwrap();
     c.ip(&["link", "set", "lo", "up"]).unwrap();
-    c.ip(&["route", "add", "169.254.1.1", "dev", "eth0"]).unwrap();
-    c.ip(&["route", "add", "default", "via", "169.254.1.1", "dev", "eth0"])
+    c.ip(&["route", "add", "169.254.1.1", "dev", "eth0"])
         .unwrap();
+    c.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "169.254.1.1",
+        "dev",
+        "eth0",
+    ])
+    .unwrap();
     veth
 }
 
@@ -147,10 +157,12 @@ fn tail(text: &str) -> String {
 
 #[test]
 fn sigkilled_bramble_restarts_three_times_without_losing_a_packet() {
+    // Plus one SIGTERM round: see the module docs.
     require_bramble();
     let dir = ScratchDir::new("gr-zero-loss").unwrap();
     let tor = Netns::new("grz-tor").unwrap();
-    tor.exec("sysctl", ["-qw", "net.ipv4.ip_forward=1"]).unwrap();
+    tor.exec("sysctl", ["-qw", "net.ipv4.ip_forward=1"])
+        .unwrap();
     let mut nodes = Vec::new();
     let mut links = Vec::new();
     for (name, _, i, _) in NODES {
@@ -219,9 +231,23 @@ fn sigkilled_bramble_restarts_three_times_without_losing_a_packet() {
     let node1_dir = dir.path().join(NODES[0].0);
     let cfg1 = bramble_config(0, &node1_dir);
     let mut restart_times = Vec::new();
-    for round in 1..=RESTARTS {
+    // Three crashes (the issue's test), then one graceful stop (SIGTERM: no Cease sent).
+    let rounds = (1..=RESTARTS)
+        .map(|r| (r, false))
+        .chain([(RESTARTS + 1, true)]);
+    for (round, sigterm) in rounds {
         let t0 = Instant::now();
-        agents[0].process().kill();
+        if sigterm {
+            agents[0].process().stop();
+            let log = std::fs::read_to_string(agents[0].process().stderr_path()).unwrap();
+            assert!(
+                log.contains("stopping for a graceful restart"),
+                "SIGTERM did not stop gracefully:\n{}",
+                tail(&log)
+            );
+        } else {
+            agents[0].process().kill();
+        }
         // BIRD notices the closed session and keeps node1's routes as stale.
         wait_until(
             "BIRD sees node1's session go",
@@ -279,7 +305,10 @@ fn sigkilled_bramble_restarts_three_times_without_losing_a_packet() {
             r.lost().len(),
             r.lost()
         );
-        assert!(r.transmitted - r.answered.len() as u64 <= 2, "{label}: {r:?}");
+        assert!(
+            r.transmitted - r.answered.len() as u64 <= 2,
+            "{label}: {r:?}"
+        );
     }
     for (n, rec) in recordings.iter().enumerate() {
         let events: Vec<&str> = rec

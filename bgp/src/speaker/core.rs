@@ -10,8 +10,7 @@ use crate::fsm::State;
 use crate::rib::{PeerInfo, Rib, RouteAttrs, LOCAL_PEER};
 use crate::session::{self, Listener, PeerConfig, SessionEvent};
 use crate::wire::{
-    AsPath, Capability, Community, Family, Nlri, Notification, Origin,
-    PathAttrs, Prefix,
+    AsPath, Capability, Community, Family, Nlri, Notification, Origin, PathAttrs, Prefix,
 };
 
 use super::api::{Announce, Request, RestartState, SpeakerConfig, SpeakerHandle};
@@ -62,11 +61,8 @@ impl Speaker {
         for (i, settings) in cfg.peers.iter().enumerate() {
             // Peer ids start at 1: 0 is LOCAL_PEER.
             let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            let handle = session::spawn_peer(
-                id,
-                peer_config(&cfg, settings, restarting),
-                ev_tx.clone(),
-            );
+            let handle =
+                session::spawn_peer(id, peer_config(&cfg, settings, restarting), ev_tx.clone());
             if let Some(l) = &listener {
                 l.register(settings.address, &handle);
             }

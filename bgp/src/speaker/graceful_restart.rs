@@ -103,7 +103,8 @@ impl Speaker {
             .is_some()
             && !neg.families.is_empty();
         if wait {
-            r.awaiting.insert(id, neg.families.iter().copied().collect());
+            r.awaiting
+                .insert(id, neg.families.iter().copied().collect());
             r.done.remove(&id);
         } else {
             r.awaiting.remove(&id);
