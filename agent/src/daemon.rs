@@ -5,7 +5,7 @@
 //! Graceful restart (RFC 4724), with `bgp.graceful_restart` on:
 //! - start: when the FIB programmer finds our routes in the kernel (a previous run crashed,
 //!   was killed or stopped for a restart), the speaker starts as the restarting speaker
-//!   (`bgp::speaker::spawn_restarting`): Restart State and Forwarding State bits, route
+//!   (`bgp::speaker::spawn_graceful`): Restart State and Forwarding State bits, route
 //!   selection deferred until End-of-RIB from the peers (at most `bgp.selection_deferral`
 //!   seconds); then the routes nobody wants again are deleted (`FibHandle::end_stale`).
 //! - SIGTERM: a graceful stop. No NOTIFICATION is sent (RFC 4724 §4.2: only the end of the
@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use bgp::policy::{Filter, PrefixRule};
 use bgp::session::Md5Key;
-use bgp::speaker::{FibSink, PeerSettings, RestartState, SpeakerConfig};
+use bgp::speaker::{FibSink, GracefulOptions, PeerSettings, SpeakerConfig};
 use bgp::wire::Prefix;
 use config::{Config, Password, Peer};
 use tokio::signal::unix::{signal, SignalKind};
@@ -146,7 +146,7 @@ async fn run_bound(
         info!("FIB programming is off ([fib] enabled = false)");
         None
     };
-    let restart = restart_state(cfg, fib.as_ref()).await;
+    let restart = graceful_options(cfg, fib.as_ref()).await;
     // The speaker says when its deferred route selection is done (RFC 4724 §4.1).
     let (restart_tx, restart_rx) = tokio::sync::oneshot::channel();
     let local_fib = fib.clone().map(LocalFib::new);
@@ -168,7 +168,7 @@ async fn run_bound(
             return Err(e);
         }
     };
-    let speaker = match bgp::speaker::spawn_restarting(speaker_cfg, sink, restart.clone()).await {
+    let speaker = match bgp::speaker::spawn_graceful(speaker_cfg, sink, restart.clone()).await {
         Ok(speaker) => speaker,
         Err(e) => {
             if let Some(fib) = fib {
@@ -256,7 +256,7 @@ async fn run_bound(
 
 /// Whether this start is a graceful restart (RFC 4724 §4.1): graceful restart is configured
 /// and the FIB programmer's first dump found routes of ours that a previous run left.
-async fn restart_state(cfg: &Config, fib: Option<&fib::FibHandle>) -> RestartState {
+async fn graceful_options(cfg: &Config, fib: Option<&fib::FibHandle>) -> GracefulOptions {
     let selection_deferral = Duration::from_secs(u64::from(cfg.bgp.selection_deferral));
     let stale = match fib {
         Some(fib) if cfg.bgp.graceful_restart => {
@@ -273,9 +273,10 @@ async fn restart_state(cfg: &Config, fib: Option<&fib::FibHandle>) -> RestartSta
             "graceful restart: routes of a previous run found in the kernel; restarting"
         );
     }
-    RestartState {
+    GracefulOptions {
         restarting: stale > 0,
         selection_deferral,
+        llgr_stale_time: cfg.bgp.llgr_stale_time,
     }
 }
 

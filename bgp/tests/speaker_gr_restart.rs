@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bgp::speaker::{spawn, spawn_restarting, Announce, FibSink, RestartState, SpeakerHandle};
+use bgp::speaker::{spawn, spawn_graceful, Announce, FibSink, GracefulOptions, SpeakerHandle};
 use bgp::wire::Prefix;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -72,12 +72,13 @@ async fn start(restarting: bool, deferral: Duration) -> (SpeakerHandle, u16, Rec
     );
     cfg.hold_time = 90;
     let fib = Recorder::default();
-    let restart = RestartState {
+    let restart = GracefulOptions {
         restarting,
         selection_deferral: deferral,
+        llgr_stale_time: 0,
     };
     let h = if restarting {
-        spawn_restarting(cfg, Some(Box::new(fib.clone())), restart).await
+        spawn_graceful(cfg, Some(Box::new(fib.clone())), restart).await
     } else {
         spawn(cfg, Some(Box::new(fib.clone()))).await
     }
@@ -393,12 +394,13 @@ async fn without_peers_selection_goes_ahead_at_once() {
     let port = free_port();
     let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let fib = Recorder::default();
-    let _h = spawn_restarting(
+    let _h = spawn_graceful(
         config(SPEAKER_AS, "10.255.0.1", Some(listen), vec![]),
         Some(Box::new(fib.clone())),
-        RestartState {
+        GracefulOptions {
             restarting: true,
             selection_deferral: Duration::from_secs(120),
+            llgr_stale_time: 0,
         },
     )
     .await

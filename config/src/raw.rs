@@ -49,6 +49,7 @@ pub struct RawBgp {
     pub graceful_restart: Option<bool>,
     pub restart_time: Option<S<i64>>,
     pub selection_deferral: Option<S<i64>>,
+    pub llgr_stale_time: Option<S<i64>>,
     pub cluster_id: Option<S<String>>,
     #[serde(default)]
     pub peers: Vec<RawPeer>,

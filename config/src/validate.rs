@@ -336,6 +336,14 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
         3600,
         360,
     );
+    // RFC 9494 §3: the Long-lived Stale Time is a 24-bit field.
+    let llgr_stale_time = c.int_or(
+        &raw.llgr_stale_time,
+        "bgp.llgr_stale_time",
+        0,
+        0x00ff_ffff,
+        0,
+    );
     let cluster_id = optional(
         raw.cluster_id
             .as_ref()
@@ -374,6 +382,7 @@ fn bgp(c: &mut Checker<'_>, raw: &RawBgp, node_asn: Option<u32>) -> Option<Bgp> 
         graceful_restart: raw.graceful_restart.unwrap_or(true),
         restart_time: restart_time?,
         selection_deferral: selection_deferral?,
+        llgr_stale_time: llgr_stale_time?,
         cluster_id: cluster_id?,
         peers: all_ok.then_some(peers)?,
     })

@@ -36,6 +36,7 @@ advertise = "host-routes"       # or "aggregate" (block + borrowed /32s)
 graceful_restart = true
 restart_time = 120
 selection_deferral = 30
+llgr_stale_time = 86400
 # cluster_id = "192.0.2.1"      # set = this node is a route reflector
 
 [[bgp.peers]]
@@ -90,6 +91,7 @@ fn design_example_parses() {
     assert!(c.bgp.graceful_restart);
     assert_eq!(c.bgp.restart_time, 120);
     assert_eq!(c.bgp.selection_deferral, 30);
+    assert_eq!(c.bgp.llgr_stale_time, 86400);
     assert_eq!(c.bgp.cluster_id, None);
     assert_eq!(
         c.peers(),
@@ -173,6 +175,7 @@ fn empty_file_gets_every_default() {
             graceful_restart: true,
             restart_time: 120,
             selection_deferral: 360,
+            llgr_stale_time: 0,
             cluster_id: None,
             peers: vec![],
         }

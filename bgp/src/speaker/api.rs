@@ -154,10 +154,12 @@ impl SpeakerHandle {
     }
 }
 
-/// How the speaker starts with respect to graceful restart, as the restarting speaker
-/// (RFC 4724 §4.1). The default is a fresh start.
+/// Graceful-restart settings beyond `SpeakerConfig::graceful_restart` / `restart_time`: this
+/// start as the restarting speaker (RFC 4724 §4.1) and long-lived graceful restart (RFC
+/// 9494). The default is a fresh start without LLGR. All ignored when
+/// `SpeakerConfig::graceful_restart` is off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RestartState {
+pub struct GracefulOptions {
     /// A previous run left its forwarding state (our routes in the kernel): the OPENs carry
     /// the Restart State bit and the Forwarding State bit of every family; route selection,
     /// advertisement and FIB changes wait for End-of-RIB from the peers (or
@@ -167,6 +169,12 @@ pub struct RestartState {
     /// The longest wait for End-of-RIB (RFC 4724 §4.1 Selection_Deferral_Time), counted
     /// from start.
     pub selection_deferral: std::time::Duration,
+    /// Long-lived graceful restart (RFC 9494), seconds; 0 = off. When set, the LLGR
+    /// capability is sent with this Long-lived Stale Time, and a peer's LLGR capability is
+    /// honoured as helper: once its restart time has run out, its routes stay as
+    /// long-lived stale (LLGR_STALE community, least preferred) for its Long-lived Stale
+    /// Time, at most this long; routes carrying NO_LLGR go.
+    pub llgr_stale_time: u32,
 }
 
 /// Everything the speaker needs to run; the agent builds it from the config file.

@@ -13,7 +13,7 @@ use crate::wire::{
     AsPath, Capability, Community, Family, Nlri, Notification, Origin, PathAttrs, Prefix,
 };
 
-use super::api::{Announce, Request, RestartState, SpeakerConfig, SpeakerHandle};
+use super::api::{Announce, GracefulOptions, Request, SpeakerConfig, SpeakerHandle};
 use super::peer::{now_secs, PeerSlot, Session};
 use super::policy_rules::Target;
 use super::{FibSink, SpeakerError};
@@ -43,10 +43,8 @@ impl Speaker {
     pub async fn start(
         cfg: SpeakerConfig,
         fib: Option<Box<dyn FibSink>>,
-        restart: RestartState,
+        restart: GracefulOptions,
     ) -> Result<SpeakerHandle, SpeakerError> {
-        // RFC 4724 §4.1: restarting with our forwarding state kept.
-        let restarting = cfg.graceful_restart && restart.restarting;
         let listener = match cfg.listen {
             Some(addr) => Some(
                 Listener::bind(addr)
@@ -62,7 +60,7 @@ impl Speaker {
             // Peer ids start at 1: 0 is LOCAL_PEER.
             let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let handle =
-                session::spawn_peer(id, peer_config(&cfg, settings, restarting), ev_tx.clone());
+                session::spawn_peer(id, peer_config(&cfg, settings, &restart), ev_tx.clone());
             if let Some(l) = &listener {
                 l.register(settings.address, &handle);
             }
@@ -365,7 +363,11 @@ pub(crate) fn family_name(f: Family) -> &'static str {
 }
 
 /// What the session task needs for one neighbour.
-fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings, restarting: bool) -> PeerConfig {
+fn peer_config(
+    cfg: &SpeakerConfig,
+    p: &super::api::PeerSettings,
+    gr: &GracefulOptions,
+) -> PeerConfig {
     let mut caps: Vec<Capability> = p
         .families
         .iter()
@@ -376,7 +378,7 @@ fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings, restarting: bo
     caps.push(Capability::ExtendedMessage);
     // RFC 4724 §3: helper always (graceful.rs); R and F bits after a restart
     // (graceful_restart.rs).
-    caps.extend(super::graceful_restart::capability(cfg, p, restarting));
+    caps.extend(super::graceful_restart::capability(cfg, p, gr));
     PeerConfig {
         remote_addr: p.address,
         remote_port: p.port,

@@ -10,9 +10,9 @@ use tokio::time::Instant;
 
 use crate::fsm::Negotiated;
 use crate::rib::PeerId;
-use crate::wire::{cease_subcode, Family, GracefulRestartCap, Nlri, Prefix};
+use crate::wire::{cease_subcode, Family, GracefulRestartCap, LlgrCap, Nlri, Prefix};
 
-use super::api::RestartState;
+use super::api::GracefulOptions;
 use super::core::{family_name, Speaker};
 use super::graceful_restart::Restarter;
 
@@ -25,12 +25,12 @@ pub(crate) const ADVERTISE_N_BIT: bool = false;
 const STALE_PATH_TIME: Duration = Duration::from_secs(360);
 
 /// One restarting peer.
-struct Restarting {
+pub(crate) struct Restarting {
     /// The (prefix, path id) pairs the peer held when its session went down and has not
     /// re-announced since.
-    stale: HashSet<Nlri>,
+    pub(crate) stale: HashSet<Nlri>,
     /// When the stale routes go if nothing else removes them first.
-    deadline: Instant,
+    pub(crate) deadline: Instant,
     /// The session went down in this very event batch: the next `Down` event's reason
     /// decides whether graceful restart applies at all.
     judging: bool,
@@ -38,22 +38,34 @@ struct Restarting {
     restart_time: u16,
     /// Both sides advertised the RFC 8538 N bit on the session that went down.
     n_bit: bool,
+    /// The peer's LLGR capability on the session that went down, when we sent ours too
+    /// (RFC 9494); `graceful_llgr.rs` uses it once the restart time has run out.
+    pub(crate) llgr: Option<LlgrCap>,
+    /// In the long-lived stale phase: when each family's routes go. Empty otherwise.
+    pub(crate) llgr_until: HashMap<Family, Instant>,
 }
 
 /// Graceful-restart helper state of every peer.
 #[derive(Default)]
 pub(crate) struct GracefulHelper {
-    peers: HashMap<PeerId, Restarting>,
+    pub(crate) peers: HashMap<PeerId, Restarting>,
     /// Our own restart (RFC 4724 §4.1), while route selection is deferred.
     pub(crate) restart: Restarter,
+    /// Long-lived graceful restart (RFC 9494): our Long-lived Stale Time, seconds; 0 = off.
+    pub(crate) llgr_stale_time: u32,
 }
 
 impl GracefulHelper {
     /// Helper state for no peer yet; `restart` says whether this speaker is restarting.
-    pub(crate) fn new(graceful_restart: bool, restart: &RestartState) -> Self {
+    pub(crate) fn new(graceful_restart: bool, restart: &GracefulOptions) -> Self {
         Self {
             peers: HashMap::default(),
             restart: Restarter::new(graceful_restart, restart),
+            llgr_stale_time: if graceful_restart {
+                restart.llgr_stale_time
+            } else {
+                0
+            },
         }
     }
 
@@ -103,7 +115,7 @@ fn hard_reset_name() -> &'static str {
         .unwrap_or("Hard Reset")
 }
 
-fn family_of(prefix: &Prefix) -> Family {
+pub(crate) fn family_of(prefix: &Prefix) -> Family {
     match prefix {
         Prefix::V4(_) => Family::IPV4_UNICAST,
         Prefix::V6(_) => Family::IPV6_UNICAST,
@@ -134,6 +146,12 @@ impl Speaker {
             .and_then(|s| peer_cap(&s.negotiated))
             .filter(|_| self.cfg.graceful_restart)
             .cloned();
+        // RFC 9494 §4.2: only when both sides sent the LLGR capability.
+        let llgr = slot
+            .session
+            .as_ref()
+            .and_then(|s| LlgrCap::find(&s.negotiated.peer_open.capabilities))
+            .filter(|_| self.graceful.llgr_stale_time > 0);
         let Some(cap) = cap else {
             self.session_down(idx);
             return;
@@ -174,6 +192,8 @@ impl Speaker {
                 judging: true,
                 restart_time: cap.restart_time,
                 n_bit: ADVERTISE_N_BIT && cap.notification,
+                llgr,
+                llgr_until: HashMap::default(),
             },
         );
     }
@@ -217,8 +237,19 @@ impl Speaker {
         let r = self.graceful.peers.get_mut(&id)?;
         r.judging = false;
         let cap = peer_cap(neg);
-        let keep =
-            |f: Family| cap.is_some_and(|c| c.families.iter().any(|&(cf, fwd)| cf == f && fwd));
+        // RFC 9494 §4.2: in the long-lived stale phase the new LLGR capability's F bits
+        // decide; before it, the GR capability's (RFC 4724 §4.2).
+        let llgr_phase = !std::mem::take(&mut r.llgr_until).is_empty();
+        let llgr = LlgrCap::find(&neg.peer_open.capabilities);
+        let keep = |f: Family| {
+            if llgr_phase {
+                llgr.as_ref()
+                    .and_then(|c| c.family(f))
+                    .is_some_and(|e| e.forwarding)
+            } else {
+                cap.is_some_and(|c| c.families.iter().any(|&(cf, fwd)| cf == f && fwd))
+            }
+        };
         let drop: Vec<Nlri> = r
             .stale
             .iter()
@@ -297,6 +328,10 @@ impl Speaker {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
+            // RFC 9494: the restart time ran out; long-lived stale routes may stay.
+            if self.llgr_step(id, now) {
+                continue;
+            }
             tracing::info!(
                 peer = id,
                 "graceful restart: timer expired, removing stale routes"

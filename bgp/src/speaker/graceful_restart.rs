@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use crate::fsm::Negotiated;
 use crate::rib::PeerId;
-use crate::wire::{Capability, Family, GracefulRestartCap};
+use crate::wire::{Capability, Family, GracefulRestartCap, LlgrCap, LlgrFamily};
 
-use super::api::{PeerSettings, RestartState, SpeakerConfig};
+use super::api::{GracefulOptions, PeerSettings, SpeakerConfig};
 use super::core::{family_name, Speaker};
 
 /// The restarting speaker's state while route selection is deferred.
@@ -33,7 +33,7 @@ pub(crate) struct Restarter {
 impl Restarter {
     /// The state for a speaker started with `restart`; inactive unless it is restarting
     /// with graceful restart configured.
-    pub(crate) fn new(graceful_restart: bool, restart: &RestartState) -> Self {
+    pub(crate) fn new(graceful_restart: bool, restart: &GracefulOptions) -> Self {
         if !(graceful_restart && restart.restarting) {
             return Self::default();
         }
@@ -50,22 +50,40 @@ impl Restarter {
     }
 }
 
-/// The graceful restart capability we send to `p` (RFC 4724 §3), if configured: the
-/// Restart State bit when `restarting`, and then the Forwarding State bit of each family,
-/// since our routes stayed in the kernel across the restart.
+/// The graceful restart capabilities we send to `p`, if configured: GR (RFC 4724 §3) with
+/// the Restart State bit when restarting, and then the Forwarding State bit of each family,
+/// since our routes stayed in the kernel across the restart; LLGR (RFC 9494 §3) when
+/// `llgr_stale_time` is set, with the same F bits.
 pub(crate) fn capability(
     cfg: &SpeakerConfig,
     p: &PeerSettings,
-    restarting: bool,
-) -> Option<Capability> {
-    cfg.graceful_restart.then(|| {
-        Capability::GracefulRestart(GracefulRestartCap {
-            restart_state: restarting,
-            notification: super::graceful::ADVERTISE_N_BIT,
-            restart_time: cfg.restart_time.min(4095),
-            families: p.families.iter().map(|f| (*f, restarting)).collect(),
-        })
-    })
+    opts: &GracefulOptions,
+) -> Vec<Capability> {
+    if !cfg.graceful_restart {
+        return Vec::new();
+    }
+    let restarting = opts.restarting;
+    let mut caps = vec![Capability::GracefulRestart(GracefulRestartCap {
+        restart_state: restarting,
+        notification: super::graceful::ADVERTISE_N_BIT,
+        restart_time: cfg.restart_time.min(4095),
+        families: p.families.iter().map(|f| (*f, restarting)).collect(),
+    })];
+    if opts.llgr_stale_time > 0 {
+        let llgr = LlgrCap {
+            families: p
+                .families
+                .iter()
+                .map(|f| LlgrFamily {
+                    family: *f,
+                    forwarding: restarting,
+                    stale_time: opts.llgr_stale_time,
+                })
+                .collect(),
+        };
+        caps.push(llgr.to_capability());
+    }
+    caps
 }
 
 impl Speaker {
