@@ -214,8 +214,10 @@ async fn run_bound(
         None => None,
     };
     // Only once the agent's own routes (IPAM blackholes) are pinned again, so none of them
-    // is deleted and re-added.
-    if let (true, Some(fib)) = (restart.restarting, fib.clone()) {
+    // is deleted and re-added. Without any BGP peer nothing is re-learned: the programmer's
+    // own stale window (restart_time + selection_deferral) removes the leftovers.
+    let has_peers = !cfg.peers().is_empty();
+    if let (true, true, Some(fib)) = (restart.restarting, has_peers, fib.clone()) {
         tokio::spawn(async move {
             // Err: the speaker stopped first; the programmer's stale window still applies.
             if restart_rx.await.is_ok() {
