@@ -387,6 +387,41 @@ pub fn unsupported_settings(cfg: &Config) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn gr_config(text: &str) -> Config {
+        config::parse_with_host(
+            &format!("[node]\nname = \"n\"\nrouter_id = \"192.0.2.1\"\n{text}"),
+            "t.toml",
+            &config::HostFacts::default(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_start_that_finds_our_routes_is_a_graceful_restart() {
+        let cfg = gr_config("[bgp]\nselection_deferral = 42\nllgr_stale_time = 7\n");
+        let fib_cfg = fib::FibConfig::default();
+        // Nothing of ours in the kernel: a fresh start.
+        let empty = fib::Programmer::spawn_with(fib::MemoryTable::new(196), &fib_cfg);
+        let opts = graceful_options(&cfg, Some(&empty)).await;
+        assert!(!opts.restarting);
+        assert_eq!(opts.selection_deferral, Duration::from_secs(42));
+        assert_eq!(opts.llgr_stale_time, 7);
+        // A route of ours left by a previous run: restarting.
+        let table = fib::MemoryTable::new(196);
+        table.insert_raw(fib::Route::blackhole("10.9.0.0/24".parse().unwrap()), 196);
+        let left = fib::Programmer::spawn_with(table.clone(), &fib_cfg);
+        assert!(graceful_options(&cfg, Some(&left)).await.restarting);
+        // Another protocol's route is not ours.
+        let foreign = fib::MemoryTable::new(196);
+        foreign.insert_raw(fib::Route::blackhole("10.9.0.0/24".parse().unwrap()), 4);
+        let other = fib::Programmer::spawn_with(foreign, &fib_cfg);
+        assert!(!graceful_options(&cfg, Some(&other)).await.restarting);
+        // Without graceful restart, or without a FIB, never.
+        let off = gr_config("[bgp]\ngraceful_restart = false\n");
+        assert!(!graceful_options(&off, Some(&left)).await.restarting);
+        assert!(!graceful_options(&cfg, None).await.restarting);
+    }
+
     #[test]
     fn speaker_config_carries_every_peer_setting() {
         let host = config::HostFacts::default();

@@ -270,6 +270,21 @@ mod tests {
         assert_eq!(table.len(), 1);
     }
 
+    #[tokio::test]
+    async fn restart_complete_is_signalled_once() {
+        let fib = fib::Programmer::spawn_with(fib::MemoryTable::new(196), &FibConfig::default());
+        let (tx, mut rx) = oneshot::channel();
+        let mut sink = ProgrammerSink::new(LocalFib::new(fib)).on_restart_complete(tx);
+        assert!(rx.try_recv().is_err());
+        sink.restart_complete();
+        assert!(rx.try_recv().is_ok());
+        // A second call has nothing to send and does not panic.
+        sink.restart_complete();
+        // Without a signal wired, the call is a no-op.
+        let fib = fib::Programmer::spawn_with(fib::MemoryTable::new(196), &FibConfig::default());
+        ProgrammerSink::new(LocalFib::new(fib)).restart_complete();
+    }
+
     #[test]
     fn fib_config_follows_the_config() {
         let parse = |text: &str| {
