@@ -161,6 +161,9 @@ impl Speaker {
             }
             SessionEvent::Established(neg) => self.session_up(idx, neg),
             SessionEvent::Update(update) => self.on_update(idx, update),
+            // While selection is deferred after our restart (RFC 4724 §4.1) nothing goes
+            // out; the deferred initial dump answers the request.
+            SessionEvent::RouteRefresh(_) if self.selection_deferred() => {}
             SessionEvent::RouteRefresh(rr) => self.on_route_refresh(idx, rr.family),
             SessionEvent::Down { reason } => {
                 tracing::info!(peer = %self.peers[idx].address(), %reason, "session down");
