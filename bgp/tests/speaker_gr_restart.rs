@@ -277,6 +277,11 @@ async fn info(h: &SpeakerHandle) -> String {
 #[tokio::test]
 async fn restarting_speaker_defers_selection_until_end_of_rib() {
     let (h, port, fib) = start(true, Duration::from_secs(120)).await;
+    assert!(
+        info(&h).await.contains("route selection deferred"),
+        "{}",
+        info(&h).await
+    );
     let mut raw = Raw::up(port, false).await;
 
     // RFC 4724 §3: Restart State bit, Forwarding State bit for both families.

@@ -17,6 +17,10 @@ use crate::wire::{Capability, Family, GracefulRestartCap, LlgrCap, LlgrFamily};
 use super::api::{GracefulOptions, PeerSettings, SpeakerConfig};
 use super::core::{family_name, Speaker};
 
+/// The status line of every peer while route selection is deferred.
+const DEFERRED_NOTE: &str =
+    "graceful restart: restarting, route selection deferred until End-of-RIB";
+
 /// The restarting speaker's state while route selection is deferred.
 #[derive(Debug, Default)]
 pub(crate) struct Restarter {
@@ -100,6 +104,9 @@ impl Speaker {
                 peers = self.peers.len(),
                 "graceful restart: restarting with the forwarding state kept; route selection deferred until End-of-RIB"
             );
+            for slot in &mut self.peers {
+                slot.info = DEFERRED_NOTE.to_string();
+            }
             self.restart_check();
         }
     }
@@ -129,9 +136,10 @@ impl Speaker {
             r.done.insert(id);
         }
         self.restart_check();
-        self.graceful.restart.deferring.then(|| {
-            "graceful restart: restarting, route selection deferred until End-of-RIB".to_string()
-        })
+        self.graceful
+            .restart
+            .deferring
+            .then(|| DEFERRED_NOTE.to_string())
     }
 
     /// End-of-RIB for `family` from peer `id` while we restart.
