@@ -1,17 +1,32 @@
 //! `bramble agent --config FILE`: load the config, start the FIB programmer, the speaker and
 //! the control server, run until SIGTERM or SIGINT, then shut down cleanly (leaving the
 //! kernel routes in place).
+//!
+//! Graceful restart (RFC 4724), with `bgp.graceful_restart` on:
+//! - start: when the FIB programmer finds our routes in the kernel (a previous run crashed,
+//!   was killed or stopped for a restart), the speaker starts as the restarting speaker
+//!   (`bgp::speaker::spawn_graceful`): Restart State and Forwarding State bits, route
+//!   selection deferred until End-of-RIB from the peers (at most `bgp.selection_deferral`
+//!   seconds); then the routes nobody wants again are deleted (`FibHandle::end_stale`).
+//! - SIGTERM: a graceful stop. No NOTIFICATION is sent (RFC 4724 §4.2: only the end of the
+//!   TCP connection starts the peers' helper mode; a Cease ends it unless both sides
+//!   negotiated RFC 8538's N bit, which Bramble does not send yet), so the peers keep our
+//!   routes for `bgp.restart_time` and the kernel keeps theirs — BIRD's `graceful restart`
+//!   command stops the same way.
+//! - SIGINT: a full stop. Cease / Administrative Shutdown to every peer (RFC 4486): the peers
+//!   drop our routes at once. The kernel routes still stay for the next start to adopt.
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use std::sync::Arc;
 
 use bgp::policy::{Filter, PrefixRule};
 use bgp::session::Md5Key;
-use bgp::speaker::{AddPathSettings, FibSink, PeerSettings, SpeakerConfig};
+use bgp::speaker::{AddPathSettings, FibSink, GracefulOptions, PeerSettings, SpeakerConfig};
 use bgp::wire::Prefix;
 use config::{Config, Password, Peer};
 use tokio::signal::unix::{signal, SignalKind};
@@ -70,10 +85,22 @@ async fn serve(cfg: Config, config_path: &Path) -> anyhow::Result<()> {
 
     // Bind first: if another agent owns the socket, no BGP session is started.
     let socket = ControlSocket::bind(&cfg.api.socket)?;
+    let graceful = cfg.bgp.graceful_restart;
     let result = run_bound(&cfg, &socket, Some(config_path), async {
         tokio::select! {
-            _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
-            _ = sigint.recv() => info!("SIGINT received, shutting down"),
+            _ = sigterm.recv() => {
+                if graceful {
+                    info!("SIGTERM received, stopping for a graceful restart (no Cease sent)");
+                    Stop::GracefulRestart
+                } else {
+                    info!("SIGTERM received, shutting down");
+                    Stop::Cease
+                }
+            }
+            _ = sigint.recv() => {
+                info!("SIGINT received, shutting down");
+                Stop::Cease
+            }
         }
     })
     .await;
@@ -87,13 +114,22 @@ async fn serve(cfg: Config, config_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How the agent stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Cease to every peer (RFC 4486 Administrative Shutdown).
+    Cease,
+    /// No NOTIFICATION: the peers keep our routes as stale (RFC 4724).
+    GracefulRestart,
+}
+
 /// Starts the FIB programmer (if enabled) and the speaker, serves the control socket until
 /// `shutdown`, then stops the speaker and the programmer in that order.
 async fn run_bound(
     cfg: &Config,
     socket: &ControlSocket,
     config_path: Option<&Path>,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: impl std::future::Future<Output = Stop>,
 ) -> anyhow::Result<()> {
     for note in unsupported_settings(cfg) {
         warn!("{note}");
@@ -114,10 +150,19 @@ async fn run_bound(
         info!("FIB programming is off ([fib] enabled = false)");
         None
     };
+    let restart = graceful_options(cfg, fib.as_ref()).await;
+    // The speaker says when its deferred route selection is done (RFC 4724 §4.1).
+    let (restart_tx, restart_rx) = tokio::sync::oneshot::channel();
     let local_fib = fib.clone().map(LocalFib::new);
-    let sink = local_fib
-        .clone()
-        .map(|f| Box::new(ProgrammerSink::new(f)) as Box<dyn FibSink>);
+    let sink = local_fib.clone().map(|f| {
+        let sink = ProgrammerSink::new(f);
+        let sink = if restart.restarting {
+            sink.on_restart_complete(restart_tx)
+        } else {
+            sink
+        };
+        Box::new(sink) as Box<dyn FibSink>
+    });
     let speaker_cfg = match speaker_config(cfg) {
         Ok(c) => c,
         Err(e) => {
@@ -127,7 +172,7 @@ async fn run_bound(
             return Err(e);
         }
     };
-    let speaker = match bgp::speaker::spawn(speaker_cfg, sink).await {
+    let speaker = match bgp::speaker::spawn_graceful(speaker_cfg, sink, restart.clone()).await {
         Ok(speaker) => speaker,
         Err(e) => {
             if let Some(fib) = fib {
@@ -204,6 +249,18 @@ async fn run_bound(
         Some(r) => Some(crate::reload::watch_sighup(Arc::clone(r))?),
         None => None,
     };
+    // Only once the agent's own routes (IPAM blackholes) are pinned again, so none of them
+    // is deleted and re-added. Without any BGP peer nothing is re-learned: the programmer's
+    // own stale window (restart_time + selection_deferral) removes the leftovers.
+    let has_peers = !cfg.peers().is_empty();
+    if let (true, true, Some(fib)) = (restart.restarting, has_peers, fib.clone()) {
+        tokio::spawn(async move {
+            // Err: the speaker stopped first; the programmer's stale window still applies.
+            if restart_rx.await.is_ok() {
+                fib.end_stale();
+            }
+        });
+    }
     let services = Services {
         speaker: speaker.clone(),
         fib: fib.clone(),
@@ -211,16 +268,33 @@ async fn run_bound(
         cluster: cluster.clone(),
         reload,
     };
-    socket.serve(services, shutdown).await;
+    let stop = std::sync::Mutex::new(Stop::Cease);
+    socket
+        .serve(services, async {
+            let how = shutdown.await;
+            *stop.lock().unwrap_or_else(|e| e.into_inner()) = how;
+        })
+        .await;
+    let stop = *stop.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(hup) = hup {
         hup.abort();
     }
     if let Some(cluster) = cluster {
-        cluster.stop().await;
+        match stop {
+            Stop::Cease => cluster.stop().await,
+            // The lease is left to lapse: a node back within its TTL keeps its mesh
+            // sessions' peers (and their graceful-restart help) on the other nodes.
+            Stop::GracefulRestart => {}
+        }
     }
 
-    // RFC 4271 §6.7: peers are told with a Cease NOTIFICATION; the speaker sends it.
-    if let Err(e) = speaker.shutdown().await {
+    let stopped = match stop {
+        // RFC 4271 §6.7: peers are told with a Cease NOTIFICATION; the speaker sends it.
+        Stop::Cease => speaker.shutdown().await,
+        // RFC 4724: the sessions just end when the process exits.
+        Stop::GracefulRestart => speaker.detach().await,
+    };
+    if let Err(e) = stopped {
         warn!(error = %e, "speaker was already stopped");
     }
     // After the speaker, so no change arrives once it is gone. The kernel routes stay
@@ -229,6 +303,32 @@ async fn run_bound(
         fib.shutdown().await;
     }
     Ok(())
+}
+
+/// Whether this start is a graceful restart (RFC 4724 §4.1): graceful restart is configured
+/// and the FIB programmer's first dump found routes of ours that a previous run left.
+async fn graceful_options(cfg: &Config, fib: Option<&fib::FibHandle>) -> GracefulOptions {
+    let selection_deferral = Duration::from_secs(u64::from(cfg.bgp.selection_deferral));
+    let stale = match fib {
+        Some(fib) if cfg.bgp.graceful_restart => {
+            // Waits for the start-up dump.
+            fib.flush().await;
+            fib.status().await.stale
+        }
+        _ => 0,
+    };
+    if stale > 0 {
+        info!(
+            routes = stale,
+            selection_deferral = cfg.bgp.selection_deferral,
+            "graceful restart: routes of a previous run found in the kernel; restarting"
+        );
+    }
+    GracefulOptions {
+        restarting: stale > 0,
+        selection_deferral,
+        llgr_stale_time: cfg.bgp.llgr_stale_time,
+    }
 }
 
 /// What the speaker needs from the config. Fails when a peer's `password_file` cannot be
@@ -342,6 +442,41 @@ pub fn unsupported_settings(cfg: &Config) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gr_config(text: &str) -> Config {
+        config::parse_with_host(
+            &format!("[node]\nname = \"n\"\nrouter_id = \"192.0.2.1\"\n{text}"),
+            "t.toml",
+            &config::HostFacts::default(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_start_that_finds_our_routes_is_a_graceful_restart() {
+        let cfg = gr_config("[bgp]\nselection_deferral = 42\nllgr_stale_time = 7\n");
+        let fib_cfg = fib::FibConfig::default();
+        // Nothing of ours in the kernel: a fresh start.
+        let empty = fib::Programmer::spawn_with(fib::MemoryTable::new(196), &fib_cfg);
+        let opts = graceful_options(&cfg, Some(&empty)).await;
+        assert!(!opts.restarting);
+        assert_eq!(opts.selection_deferral, Duration::from_secs(42));
+        assert_eq!(opts.llgr_stale_time, 7);
+        // A route of ours left by a previous run: restarting.
+        let table = fib::MemoryTable::new(196);
+        table.insert_raw(fib::Route::blackhole("10.9.0.0/24".parse().unwrap()), 196);
+        let left = fib::Programmer::spawn_with(table.clone(), &fib_cfg);
+        assert!(graceful_options(&cfg, Some(&left)).await.restarting);
+        // Another protocol's route is not ours.
+        let foreign = fib::MemoryTable::new(196);
+        foreign.insert_raw(fib::Route::blackhole("10.9.0.0/24".parse().unwrap()), 4);
+        let other = fib::Programmer::spawn_with(foreign, &fib_cfg);
+        assert!(!graceful_options(&cfg, Some(&other)).await.restarting);
+        // Without graceful restart, or without a FIB, never.
+        let off = gr_config("[bgp]\ngraceful_restart = false\n");
+        assert!(!graceful_options(&off, Some(&left)).await.restarting);
+        assert!(!graceful_options(&cfg, None).await.restarting);
+    }
 
     #[test]
     fn speaker_config_carries_every_peer_setting() {

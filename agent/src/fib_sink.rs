@@ -9,6 +9,8 @@ use bgp::speaker::{FibSink, RouteEntry};
 use bgp::wire::Prefix;
 use fib::{FibConfig, FibStatus, NextHop, Route, RouteKind};
 
+use tokio::sync::oneshot;
+
 use crate::local_fib::LocalFib;
 
 /// Interval of the programmer's full resync against the kernel.
@@ -17,11 +19,17 @@ const RESYNC: Duration = Duration::from_secs(90);
 /// Hands the speaker's Loc-RIB changes to the FIB programmer, through [`LocalFib`] so the
 /// agent's own routes (IPAM blackholes) win. Never blocks: the handle only records the wish
 /// and wakes the programmer's task.
-pub struct ProgrammerSink(LocalFib);
+pub struct ProgrammerSink(LocalFib, Option<oneshot::Sender<()>>);
 
 impl ProgrammerSink {
     pub fn new(fib: LocalFib) -> Self {
-        Self(fib)
+        Self(fib, None)
+    }
+
+    /// Signals `done` when the speaker's deferred route selection after a restart is over
+    /// ([`FibSink::restart_complete`]); the agent then ends the FIB's stale window.
+    pub fn on_restart_complete(self, done: oneshot::Sender<()>) -> Self {
+        Self(self.0, Some(done))
     }
 }
 
@@ -40,15 +48,22 @@ impl FibSink for ProgrammerSink {
     fn remove(&mut self, prefix: Prefix) {
         self.0.speaker_remove(prefix);
     }
+
+    fn restart_complete(&mut self) {
+        if let Some(done) = self.1.take() {
+            let _ = done.send(());
+        }
+    }
 }
 
 /// The programmer's settings: table and protocol from `[fib]`; with graceful restart, our
-/// routes left by the previous run survive `bgp.restart_time` seconds for the speaker to want
-/// them again (RFC 4724 §4.1: the forwarding state is kept across the restart), otherwise
-/// they are deleted at once.
+/// routes left by the previous run survive for the speaker to want them again (RFC 4724
+/// §4.1: the forwarding state is kept across the restart) until the speaker's deferred
+/// route selection is over (`FibHandle::end_stale`), or at the latest `bgp.restart_time` +
+/// `bgp.selection_deferral` seconds; without graceful restart they are deleted at once.
 pub fn fib_config(cfg: &config::Config) -> FibConfig {
     let stale_after = if cfg.bgp.graceful_restart {
-        Duration::from_secs(u64::from(cfg.bgp.restart_time))
+        Duration::from_secs(u64::from(cfg.bgp.restart_time) + u64::from(cfg.bgp.selection_deferral))
     } else {
         Duration::ZERO
     };
@@ -255,6 +270,21 @@ mod tests {
         assert_eq!(table.len(), 1);
     }
 
+    #[tokio::test]
+    async fn restart_complete_is_signalled_once() {
+        let fib = fib::Programmer::spawn_with(fib::MemoryTable::new(196), &FibConfig::default());
+        let (tx, mut rx) = oneshot::channel();
+        let mut sink = ProgrammerSink::new(LocalFib::new(fib)).on_restart_complete(tx);
+        assert!(rx.try_recv().is_err());
+        sink.restart_complete();
+        assert!(rx.try_recv().is_ok());
+        // A second call has nothing to send and does not panic.
+        sink.restart_complete();
+        // Without a signal wired, the call is a no-op.
+        let fib = fib::Programmer::spawn_with(fib::MemoryTable::new(196), &FibConfig::default());
+        ProgrammerSink::new(LocalFib::new(fib)).restart_complete();
+    }
+
     #[test]
     fn fib_config_follows_the_config() {
         let parse = |text: &str| {
@@ -266,10 +296,10 @@ mod tests {
             .unwrap()
         };
         let f = fib_config(&parse(
-            "[bgp]\nrestart_time = 30\n[fib]\ntable = 100\nprotocol = 200\n",
+            "[bgp]\nrestart_time = 30\nselection_deferral = 45\n[fib]\ntable = 100\nprotocol = 200\n",
         ));
         assert_eq!((f.table, f.protocol), (100, 200));
-        assert_eq!(f.stale_after, Duration::from_secs(30));
+        assert_eq!(f.stale_after, Duration::from_secs(75));
         assert_eq!(f.resync, RESYNC);
         let f = fib_config(&parse(
             "[bgp]\ngraceful_restart = false\nrestart_time = 30\n",

@@ -93,6 +93,14 @@ pub struct Bgp {
     pub graceful_restart: bool,
     /// Seconds, 0..=4095 (RFC 4724 §3: a 12-bit field). Default 120.
     pub restart_time: u16,
+    /// Seconds, 1..=3600. After a restart that found our routes in the kernel, the longest
+    /// wait for End-of-RIB from the peers before route selection and advertisement go ahead
+    /// (RFC 4724 §4.1 Selection_Deferral_Time). Default 360.
+    pub selection_deferral: u16,
+    /// Seconds, 0..=16777215 (RFC 9494 §3: 24 bits); 0 = long-lived graceful restart off.
+    /// Sent as our Long-lived Stale Time, and the longest we keep a peer's routes as
+    /// long-lived stale after its restart time. Default 0.
+    pub llgr_stale_time: u32,
     /// Set = this node is a route reflector (RFC 4456).
     pub cluster_id: Option<Ipv4Addr>,
     /// The node-to-node mesh over the etcd node registry. Default off.

@@ -85,6 +85,8 @@ pub struct RawBgp {
     pub advertise: Option<S<String>>,
     pub graceful_restart: Option<bool>,
     pub restart_time: Option<S<i64>>,
+    pub selection_deferral: Option<S<i64>>,
+    pub llgr_stale_time: Option<S<i64>>,
     pub cluster_id: Option<S<String>>,
     pub mesh: Option<S<RawMesh>>,
     pub mesh_lease: Option<S<i64>>,

@@ -368,6 +368,22 @@ fn bgp(
     };
     // RFC 4724 §3: Restart Time is a 12-bit field.
     let restart_time = c.int_or(&raw.restart_time, "bgp.restart_time", 0, 4095, 120);
+    // RFC 4724 §4.1: the Selection_Deferral_Time is configurable; 360 s is the common default.
+    let selection_deferral = c.int_or(
+        &raw.selection_deferral,
+        "bgp.selection_deferral",
+        1,
+        3600,
+        360,
+    );
+    // RFC 9494 §3: the Long-lived Stale Time is a 24-bit field.
+    let llgr_stale_time = c.int_or(
+        &raw.llgr_stale_time,
+        "bgp.llgr_stale_time",
+        0,
+        0x00ff_ffff,
+        0,
+    );
     let cluster_id = optional(
         raw.cluster_id
             .as_ref()
@@ -423,6 +439,8 @@ fn bgp(
         advertise: advertise?,
         graceful_restart: raw.graceful_restart.unwrap_or(true),
         restart_time: restart_time?,
+        selection_deferral: selection_deferral?,
+        llgr_stale_time: llgr_stale_time?,
         cluster_id: cluster_id?,
         mesh: mesh?,
         mesh_lease: mesh_lease?,

@@ -169,6 +169,14 @@ fn other_ranges() {
         "b.toml:2:16: bgp.restart_time: 4096 is out of range (0..=4095)"
     );
     assert_eq!(
+        err("[bgp]\nselection_deferral = 0\n"),
+        "b.toml:2:22: bgp.selection_deferral: 0 is out of range (1..=3600)"
+    );
+    assert_eq!(
+        err("[bgp]\nllgr_stale_time = 16777216\n"),
+        "b.toml:2:19: bgp.llgr_stale_time: 16777216 is out of range (0..=16777215)"
+    );
+    assert_eq!(
         err(&format!("{PEER}port = 0\n")),
         "b.toml:4:8: bgp.peers.port: 0 is out of range (1..=65535)"
     );

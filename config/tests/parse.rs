@@ -35,6 +35,8 @@ hold_time = 90
 advertise = "host-routes"       # or "aggregate" (block + borrowed /32s)
 graceful_restart = true
 restart_time = 120
+selection_deferral = 30
+llgr_stale_time = 86400
 # cluster_id = "192.0.2.1"      # set = this node is a route reflector
 
 [[bgp.peers]]
@@ -88,6 +90,8 @@ fn design_example_parses() {
     assert_eq!(c.bgp.advertise, Advertise::HostRoutes);
     assert!(c.bgp.graceful_restart);
     assert_eq!(c.bgp.restart_time, 120);
+    assert_eq!(c.bgp.selection_deferral, 30);
+    assert_eq!(c.bgp.llgr_stale_time, 86400);
     assert_eq!(c.bgp.cluster_id, None);
     assert_eq!(
         c.peers(),
@@ -168,6 +172,8 @@ fn empty_file_gets_every_default() {
             advertise: Advertise::HostRoutes,
             graceful_restart: true,
             restart_time: 120,
+            selection_deferral: 360,
+            llgr_stale_time: 0,
             cluster_id: None,
             mesh: MeshMode::Off,
             mesh_lease: 10,

@@ -38,6 +38,9 @@
 //!   route that already is as wanted is not touched; one that differs is replaced; one
 //!   nobody wants is deleted after [`FibConfig::stale_after`] (the graceful-restart
 //!   window; `Duration::ZERO` = at once), unless it is wanted again before then.
+//!   [`FibStatus::stale`] counts those routes; [`FibHandle::end_stale`] closes the window
+//!   early (the restarting BGP speaker calls it once route selection is done, RFC 4724
+//!   §4.1).
 //! - **Coalescing, back-pressure.** [`FibHandle::set`] / [`FibHandle::remove`] never
 //!   block or await: they record the last wish per destination in a map behind a mutex
 //!   and wake the task (`Notify`). A destination changed ten times while the task is busy

@@ -69,6 +69,9 @@ pub struct FibStatus {
     pub foreign_conflicts: u64,
     /// Times a route of ours deleted by someone else was put back.
     pub repaired: u64,
+    /// Our routes in the kernel that nobody wants (yet) and that wait for the end of the
+    /// graceful-restart window: right after start, the routes a previous run left.
+    pub stale: usize,
 }
 
 #[derive(Default)]
@@ -78,6 +81,8 @@ struct Pending {
     /// Number of `set`/`remove` calls so far, plus one for the start-up sync.
     seq: u64,
     closed: bool,
+    /// [`FibHandle::end_stale`] was called: delete unwanted routes now.
+    end_stale: bool,
     status: Vec<oneshot::Sender<FibStatus>>,
 }
 
@@ -138,6 +143,18 @@ impl FibHandle {
     /// No longer wants a route to `dst`; ours is deleted from the kernel.
     pub fn remove(&self, dst: IpNetwork) {
         self.push(dst, None);
+    }
+
+    /// Ends the graceful-restart window now (RFC 4724 §4.1, the restarting speaker is done
+    /// with route selection): every route of ours a previous run left that nobody has
+    /// wanted since is deleted; routes wanted again (set with the same value) are not
+    /// touched. Changes queued before this call are applied first.
+    pub fn end_stale(&self) {
+        let mut pending = self.shared.lock();
+        pending.end_stale = true;
+        pending.seq += 1;
+        drop(pending);
+        self.shared.notify.notify_one();
     }
 
     /// Waits until every change queued before this call has been written to the kernel
@@ -225,13 +242,14 @@ impl<T: RouteTable> Programmer<T> {
         self.resync_now(true).await;
         let mut next_resync = later(Instant::now(), self.resync);
         loop {
-            let (changes, seq, closed, status) = {
+            let (changes, seq, closed, status, end_stale) = {
                 let mut p = self.shared.lock();
                 (
                     std::mem::take(&mut p.changes),
                     p.seq,
                     p.closed,
                     std::mem::take(&mut p.status),
+                    std::mem::take(&mut p.end_stale),
                 )
             };
             if closed {
@@ -248,6 +266,14 @@ impl<T: RouteTable> Programmer<T> {
                 }
             }
             let now = Instant::now();
+            if end_stale {
+                let n = self.core.stale_count();
+                tracing::info!(
+                    routes = n,
+                    "graceful restart over: deleting the stale routes nobody wants"
+                );
+                self.core.end_stale(now);
+            }
             if now >= next_resync {
                 self.resync_now(false).await;
                 next_resync = later(now, self.resync);
@@ -264,7 +290,7 @@ impl<T: RouteTable> Programmer<T> {
 
             let more = {
                 let p = self.shared.lock();
-                !p.changes.is_empty() || !p.status.is_empty() || p.closed
+                !p.changes.is_empty() || !p.status.is_empty() || p.closed || p.end_stale
             };
             if more || self.core.has_dirty() {
                 continue;
@@ -358,6 +384,7 @@ impl<T: RouteTable> Programmer<T> {
             failed: self.core.failed(),
             foreign_conflicts: self.core.foreign_conflicts,
             repaired: self.core.repaired,
+            stale: self.core.stale_count(),
         }
     }
 }

@@ -308,6 +308,27 @@ impl Core {
             .collect()
     }
 
+    /// Owned routes in the kernel that nobody wants yet and that wait for their stale
+    /// deadline: at start, the routes a previous run left (graceful restart).
+    pub(crate) fn stale_count(&self) -> usize {
+        self.stale
+            .keys()
+            .filter(|dst| !self.desired.contains_key(dst))
+            .count()
+    }
+
+    /// Ends the graceful-restart window early (RFC 4724 §4.1: the restarting speaker
+    /// removes its stale forwarding state once route selection is done): every owned
+    /// route nobody wants is deleted now; wanted ones are untouched.
+    pub(crate) fn end_stale(&mut self, now: Instant) {
+        for (dst, deadline) in &mut self.stale {
+            if !self.desired.contains_key(dst) {
+                *deadline = now;
+                self.dirty.insert(*dst);
+            }
+        }
+    }
+
     /// Whether anything is left to write now.
     pub(crate) fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()

@@ -87,6 +87,9 @@ pub enum Request {
     RemovePeer(IpAddr, oneshot::Sender<bool>),
     /// Send Cease to every peer and stop.
     Shutdown(oneshot::Sender<()>),
+    /// Stop for a graceful restart (RFC 4724): no NOTIFICATION, nothing withdrawn; the
+    /// speaker stops handling anything and the sessions end when the process exits.
+    Detach(oneshot::Sender<()>),
     /// Apply a known peer's new `import` / `export` filters without resetting its session
     /// (soft reconfiguration; other fields of the settings are ignored).
     UpdatePeer(
@@ -192,6 +195,38 @@ impl SpeakerHandle {
     pub async fn shutdown(&self) -> Result<(), SpeakerGone> {
         self.ask(Request::Shutdown).await
     }
+
+    /// Stops the speaker for a graceful restart (RFC 4724 §4.1): no NOTIFICATION is sent,
+    /// nothing is withdrawn and the speaker handles nothing more; the sessions stay open
+    /// until the process exits, and then end as a crash would end them (the TCP
+    /// connections close), so the peers keep our routes as stale for our Restart Time.
+    /// Only for a process about to exit.
+    pub async fn detach(&self) -> Result<(), SpeakerGone> {
+        self.ask(Request::Detach).await
+    }
+}
+
+/// Graceful-restart settings beyond `SpeakerConfig::graceful_restart` / `restart_time`: this
+/// start as the restarting speaker (RFC 4724 §4.1) and long-lived graceful restart (RFC
+/// 9494). The default is a fresh start without LLGR. All ignored when
+/// `SpeakerConfig::graceful_restart` is off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GracefulOptions {
+    /// A previous run left its forwarding state (our routes in the kernel): the OPENs carry
+    /// the Restart State bit and the Forwarding State bit of every family; route selection,
+    /// advertisement and FIB changes wait for End-of-RIB from the peers (or
+    /// `selection_deferral`), then [`crate::speaker::FibSink::restart_complete`] is called.
+    /// Ignored when `SpeakerConfig::graceful_restart` is off.
+    pub restarting: bool,
+    /// The longest wait for End-of-RIB (RFC 4724 §4.1 Selection_Deferral_Time), counted
+    /// from start.
+    pub selection_deferral: std::time::Duration,
+    /// Long-lived graceful restart (RFC 9494), seconds; 0 = off. When set, the LLGR
+    /// capability is sent with this Long-lived Stale Time, and a peer's LLGR capability is
+    /// honoured as helper: once its restart time has run out, its routes stay as
+    /// long-lived stale (LLGR_STALE community, least preferred) for its Long-lived Stale
+    /// Time, at most this long; routes carrying NO_LLGR go.
+    pub llgr_stale_time: u32,
 }
 
 /// Everything the speaker needs to run; the agent builds it from the config file.

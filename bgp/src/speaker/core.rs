@@ -10,11 +10,10 @@ use crate::fsm::State;
 use crate::rib::{PeerId, PeerInfo, Rib, RouteAttrs, LOCAL_PEER};
 use crate::session::{self, Listener, PeerConfig, SessionEvent};
 use crate::wire::{
-    AsPath, Capability, Community, Family, GracefulRestartCap, Nlri, Notification, Origin,
-    PathAttrs, Prefix,
+    AsPath, Capability, Community, Family, Nlri, Notification, Origin, PathAttrs, Prefix,
 };
 
-use super::api::{Announce, Request, SpeakerConfig, SpeakerHandle};
+use super::api::{Announce, GracefulOptions, Request, SpeakerConfig, SpeakerHandle};
 use super::peer::{now_secs, PeerSlot, Session};
 use super::policy_rules::Target;
 use super::{FibSink, SpeakerError};
@@ -46,12 +45,15 @@ pub(crate) struct Speaker {
     pub soft_in: super::reconfig::SoftIn,
     /// RFC 7313 refreshes in progress from peers.
     pub refresh_state: super::refresh::RefreshState,
+    /// How this run started (RFC 4724 restart state), for peers added later.
+    pub gr_options: GracefulOptions,
 }
 
 impl Speaker {
     pub async fn start(
         cfg: SpeakerConfig,
         fib: Option<Box<dyn FibSink>>,
+        restart: GracefulOptions,
     ) -> Result<SpeakerHandle, SpeakerError> {
         let listener = match cfg.listen {
             Some(addr) => Some(
@@ -67,13 +69,15 @@ impl Speaker {
         for (i, settings) in cfg.peers.iter().enumerate() {
             // Peer ids start at 1: 0 is LOCAL_PEER.
             let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            let handle = session::spawn_peer(id, peer_config(&cfg, settings), ev_tx.clone());
+            let handle =
+                session::spawn_peer(id, peer_config(&cfg, settings, &restart), ev_tx.clone());
             if let Some(l) = &listener {
                 l.register(settings.address, &handle);
             }
             peers.push(PeerSlot::new(id, settings.clone(), handle, cfg.asn));
         }
         let next_peer_id = u32::try_from(peers.len() + 1).unwrap_or(u32::MAX);
+        let graceful = super::graceful::GracefulHelper::new(cfg.graceful_restart, &restart);
         let mut speaker = Speaker {
             rib: Rib::new(cfg.asn, cfg.router_id),
             cfg,
@@ -81,15 +85,17 @@ impl Speaker {
             dirty: HashSet::default(),
             fib,
             limits: Default::default(),
-            graceful: Default::default(),
+            graceful,
             listener,
             events: ev_tx,
             index: HashMap::default(),
             next_peer_id,
             soft_in: Default::default(),
             refresh_state: Default::default(),
+            gr_options: restart,
         };
         speaker.reindex();
+        speaker.restart_begin();
         tokio::spawn(speaker.run(ev_rx, req_rx));
         Ok(SpeakerHandle::new(req_tx))
     }
@@ -111,6 +117,14 @@ impl Speaker {
                         self.shutdown().await;
                         let _ = reply.send(());
                         return;
+                    }
+                    // Graceful restart (RFC 4724): tell the peers nothing; the sessions end
+                    // when the process exits, as in a crash.
+                    Some(Request::Detach(reply)) => {
+                        tracing::info!("stopping for a graceful restart: no NOTIFICATION sent");
+                        self.limits.abort_restarts();
+                        let _ = reply.send(());
+                        std::future::pending::<()>().await;
                     }
                     Some(req) => self.on_request(req),
                     // Every handle is gone: nobody can ask us anything any more.
@@ -140,7 +154,10 @@ impl Speaker {
                 // A peer's write queue was full: look again shortly.
                 _ = tokio::time::sleep(Duration::from_millis(5)), if stalled => {}
             }
-            self.propagate();
+            // RFC 4724 §4.1: no route selection while it is deferred after a restart.
+            if !self.selection_deferred() {
+                self.propagate();
+            }
             self.flush();
         }
     }
@@ -161,6 +178,9 @@ impl Speaker {
             }
             SessionEvent::Established(neg) => self.session_up(idx, neg),
             SessionEvent::Update(update) => self.on_update(idx, update),
+            // While selection is deferred after our restart (RFC 4724 §4.1) nothing goes
+            // out; the deferred initial dump answers the request.
+            SessionEvent::RouteRefresh(_) if self.selection_deferred() => {}
             SessionEvent::RouteRefresh(rr) => self.on_refresh_message(idx, rr),
             SessionEvent::Down { reason } => {
                 tracing::info!(peer = %self.peers[idx].address(), %reason, "session down");
@@ -239,7 +259,10 @@ impl Speaker {
             refresh: Vec::new(),
             stash: None,
         });
-        self.initial_dump(idx, &families);
+        // After a restart, the dump waits for the deferred route selection.
+        if !self.selection_deferred() {
+            self.initial_dump(idx, &families);
+        }
     }
 
     /// The session of peer `idx` is gone and its routes with it (no graceful restart).
@@ -298,7 +321,7 @@ impl Speaker {
             Request::RefreshIn(address, reply) => {
                 let _ = reply.send(self.request_refresh(address));
             }
-            Request::Shutdown(_) => {}
+            Request::Shutdown(_) | Request::Detach(_) => {}
         }
     }
 
@@ -385,7 +408,11 @@ pub(crate) fn family_name(f: Family) -> &'static str {
 }
 
 /// What the session task needs for one neighbour.
-pub(crate) fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> PeerConfig {
+pub(crate) fn peer_config(
+    cfg: &SpeakerConfig,
+    p: &super::api::PeerSettings,
+    gr: &GracefulOptions,
+) -> PeerConfig {
     let mut caps: Vec<Capability> = p
         .families
         .iter()
@@ -396,16 +423,9 @@ pub(crate) fn peer_config(cfg: &SpeakerConfig, p: &super::api::PeerSettings) -> 
     caps.push(Capability::FourOctetAs(cfg.asn));
     caps.push(Capability::ExtendedMessage);
     caps.extend(super::peer::add_path_capability(p));
-    if cfg.graceful_restart {
-        // RFC 4724 §3: advertised; we act as helper (speaker/graceful.rs) but claim no
-        // preserved forwarding state of our own.
-        caps.push(Capability::GracefulRestart(GracefulRestartCap {
-            restart_state: false,
-            notification: super::graceful::ADVERTISE_N_BIT,
-            restart_time: cfg.restart_time.min(4095),
-            families: p.families.iter().map(|f| (*f, false)).collect(),
-        }));
-    }
+    // RFC 4724 §3: helper always (graceful.rs); R and F bits after a restart
+    // (graceful_restart.rs).
+    caps.extend(super::graceful_restart::capability(cfg, p, gr));
     PeerConfig {
         remote_addr: p.address,
         remote_port: p.port,

@@ -1,6 +1,7 @@
 //! Graceful restart, helper side (RFC 4724 §4.2, RFC 8538): when a peer that negotiated
 //! the capability loses its session, its routes stay in the Loc-RIB (and so in the FIB),
 //! marked stale, until it comes back and sends End-of-RIB or its restart time runs out.
+//! The restarting-speaker side (§4.1) is in `graceful_restart.rs`; the hooks here feed it.
 
 use foldhash::{HashMap, HashSet};
 use std::time::Duration;
@@ -9,9 +10,11 @@ use tokio::time::Instant;
 
 use crate::fsm::Negotiated;
 use crate::rib::PeerId;
-use crate::wire::{cease_subcode, Family, GracefulRestartCap, Nlri, Prefix};
+use crate::wire::{cease_subcode, Family, GracefulRestartCap, LlgrCap, Nlri, Prefix};
 
+use super::api::GracefulOptions;
 use super::core::{family_name, Speaker};
+use super::graceful_restart::Restarter;
 
 /// Whether we advertise the RFC 8538 N bit. We do not (yet) send Cease / Hard Reset for an
 /// operator's shutdown, so a NOTIFICATION always ends graceful restart on our sessions.
@@ -22,12 +25,12 @@ pub(crate) const ADVERTISE_N_BIT: bool = false;
 const STALE_PATH_TIME: Duration = Duration::from_secs(360);
 
 /// One restarting peer.
-struct Restarting {
+pub(crate) struct Restarting {
     /// The (prefix, path id) pairs the peer held when its session went down and has not
     /// re-announced since.
-    stale: HashSet<Nlri>,
+    pub(crate) stale: HashSet<Nlri>,
     /// When the stale routes go if nothing else removes them first.
-    deadline: Instant,
+    pub(crate) deadline: Instant,
     /// The session went down in this very event batch: the next `Down` event's reason
     /// decides whether graceful restart applies at all.
     judging: bool,
@@ -35,18 +38,44 @@ struct Restarting {
     restart_time: u16,
     /// Both sides advertised the RFC 8538 N bit on the session that went down.
     n_bit: bool,
+    /// The peer's LLGR capability on the session that went down, when we sent ours too
+    /// (RFC 9494); `graceful_llgr.rs` uses it once the restart time has run out.
+    pub(crate) llgr: Option<LlgrCap>,
+    /// In the long-lived stale phase: when each family's routes go. Empty otherwise.
+    pub(crate) llgr_until: HashMap<Family, Instant>,
 }
 
 /// Graceful-restart helper state of every peer.
 #[derive(Default)]
 pub(crate) struct GracefulHelper {
-    peers: HashMap<PeerId, Restarting>,
+    pub(crate) peers: HashMap<PeerId, Restarting>,
+    /// Our own restart (RFC 4724 §4.1), while route selection is deferred.
+    pub(crate) restart: Restarter,
+    /// Long-lived graceful restart (RFC 9494): our Long-lived Stale Time, seconds; 0 = off.
+    pub(crate) llgr_stale_time: u32,
 }
 
 impl GracefulHelper {
-    /// The earliest deadline of any restarting peer.
+    /// Helper state for no peer yet; `restart` says whether this speaker is restarting.
+    pub(crate) fn new(graceful_restart: bool, restart: &GracefulOptions) -> Self {
+        Self {
+            peers: HashMap::default(),
+            restart: Restarter::new(graceful_restart, restart),
+            llgr_stale_time: if graceful_restart {
+                restart.llgr_stale_time
+            } else {
+                0
+            },
+        }
+    }
+
+    /// The earliest deadline of any restarting peer, or of our own selection deferral.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.peers.values().map(|r| r.deadline).min()
+        self.peers
+            .values()
+            .map(|r| r.deadline)
+            .chain(self.restart.deadline())
+            .min()
     }
 
     /// Whether `nlri` from `peer` is a stale path.
@@ -86,7 +115,7 @@ fn hard_reset_name() -> &'static str {
         .unwrap_or("Hard Reset")
 }
 
-fn family_of(prefix: &Prefix) -> Family {
+pub(crate) fn family_of(prefix: &Prefix) -> Family {
     match prefix {
         Prefix::V4(_) => Family::IPV4_UNICAST,
         Prefix::V6(_) => Family::IPV6_UNICAST,
@@ -107,12 +136,22 @@ impl Speaker {
             return;
         };
         let id = slot.id;
+        self.restart_session_lost(id);
+        let Some(slot) = self.peers.get_mut(idx) else {
+            return;
+        };
         let cap = slot
             .session
             .as_ref()
             .and_then(|s| peer_cap(&s.negotiated))
             .filter(|_| self.cfg.graceful_restart)
             .cloned();
+        // RFC 9494 §4.2: only when both sides sent the LLGR capability.
+        let llgr = slot
+            .session
+            .as_ref()
+            .and_then(|s| LlgrCap::find(&s.negotiated.peer_open.capabilities))
+            .filter(|_| self.graceful.llgr_stale_time > 0);
         let Some(cap) = cap else {
             self.session_down(idx);
             return;
@@ -153,6 +192,8 @@ impl Speaker {
                 judging: true,
                 restart_time: cap.restart_time,
                 n_bit: ADVERTISE_N_BIT && cap.notification,
+                llgr,
+                llgr_until: HashMap::default(),
             },
         );
     }
@@ -176,16 +217,39 @@ impl Speaker {
         ))
     }
 
+    /// Peer `idx` is Established: helper side (a restarting peer is back) and
+    /// restarting-speaker side (do we wait for its End-of-RIB). Returns a note for the
+    /// status line.
+    pub(crate) fn gr_session_up(&mut self, idx: usize, neg: &Negotiated) -> Option<String> {
+        let helper = self.helper_session_up(idx, neg);
+        let restart = self.restart_session_up(idx, neg);
+        match (helper, restart) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The restarting peer is back (RFC 4724 §4.2): stale routes of families its new
     /// capability lacks, or claims no preserved forwarding state for, go now; the rest wait
     /// for End-of-RIB. Returns a note for the status line.
-    pub(crate) fn gr_session_up(&mut self, idx: usize, neg: &Negotiated) -> Option<String> {
+    fn helper_session_up(&mut self, idx: usize, neg: &Negotiated) -> Option<String> {
         let id = self.peers.get(idx)?.id;
         let r = self.graceful.peers.get_mut(&id)?;
         r.judging = false;
         let cap = peer_cap(neg);
-        let keep =
-            |f: Family| cap.is_some_and(|c| c.families.iter().any(|&(cf, fwd)| cf == f && fwd));
+        // RFC 9494 §4.2: in the long-lived stale phase the new LLGR capability's F bits
+        // decide; before it, the GR capability's (RFC 4724 §4.2).
+        let llgr_phase = !std::mem::take(&mut r.llgr_until).is_empty();
+        let llgr = LlgrCap::find(&neg.peer_open.capabilities);
+        let keep = |f: Family| {
+            if llgr_phase {
+                llgr.as_ref()
+                    .and_then(|c| c.family(f))
+                    .is_some_and(|e| e.forwarding)
+            } else {
+                cap.is_some_and(|c| c.families.iter().any(|&(cf, fwd)| cf == f && fwd))
+            }
+        };
         let drop: Vec<Nlri> = r
             .stale
             .iter()
@@ -218,6 +282,12 @@ impl Speaker {
     /// End-of-RIB for `family` from a peer: its stale routes of that family that were not
     /// re-announced go (RFC 4724 §4.2).
     pub(crate) fn gr_end_of_rib(&mut self, id: PeerId, family: Family) {
+        self.helper_end_of_rib(id, family);
+        // After the helper's removals, so the deferred selection sees them.
+        self.restart_end_of_rib(id, family);
+    }
+
+    fn helper_end_of_rib(&mut self, id: PeerId, family: Family) {
         let Some(r) = self.graceful.peers.get_mut(&id) else {
             return;
         };
@@ -246,8 +316,10 @@ impl Speaker {
         }
     }
 
-    /// Removes the stale routes of every peer whose deadline has passed.
+    /// Removes the stale routes of every peer whose deadline has passed, and ends our own
+    /// selection deferral when its timer ran out.
     pub(crate) fn gr_expire(&mut self, now: Instant) {
+        self.restart_expire(now);
         let due: Vec<PeerId> = self
             .graceful
             .peers
@@ -256,6 +328,10 @@ impl Speaker {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
+            // RFC 9494: the restart time ran out; long-lived stale routes may stay.
+            if self.llgr_step(id, now) {
+                continue;
+            }
             tracing::info!(
                 peer = id,
                 "graceful restart: timer expired, removing stale routes"

@@ -5,6 +5,8 @@
 mod api;
 mod core;
 mod graceful;
+mod graceful_llgr;
+mod graceful_restart;
 mod inbound;
 mod outbound;
 mod peer;
@@ -31,6 +33,11 @@ pub trait FibSink: Send + 'static {
     fn set(&mut self, prefix: Prefix, next_hops: Vec<IpAddr>);
     /// `prefix` should not be routed by us any more.
     fn remove(&mut self, prefix: Prefix);
+    /// Graceful restart (RFC 4724 §4.1): route selection after a restart is done and every
+    /// route the speaker wants has been `set`; forwarding state left by the previous run
+    /// and not wanted again can go now. Called once, only when started with
+    /// [`GracefulOptions::restarting`].
+    fn restart_complete(&mut self) {}
 }
 
 /// Why the speaker could not start.
@@ -50,5 +57,17 @@ pub async fn spawn(
     cfg: SpeakerConfig,
     fib: Option<Box<dyn FibSink>>,
 ) -> Result<SpeakerHandle, SpeakerError> {
-    core::Speaker::start(cfg, fib).await
+    core::Speaker::start(cfg, fib, GracefulOptions::default()).await
+}
+
+/// Like [`spawn`], after a restart: with `restart.restarting`, the speaker acts as the
+/// restarting speaker of RFC 4724 §4.1 (Restart State and Forwarding State bits, route
+/// selection deferred until End-of-RIB from the peers, then End-of-RIB sent and
+/// [`FibSink::restart_complete`] called).
+pub async fn spawn_graceful(
+    cfg: SpeakerConfig,
+    fib: Option<Box<dyn FibSink>>,
+    restart: GracefulOptions,
+) -> Result<SpeakerHandle, SpeakerError> {
+    core::Speaker::start(cfg, fib, restart).await
 }

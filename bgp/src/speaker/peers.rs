@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use crate::session;
 
-use super::api::PeerSettings;
+use super::api::{GracefulOptions, PeerSettings};
 use super::core::{peer_config, Speaker};
 use super::peer::PeerSlot;
 
@@ -22,8 +22,16 @@ impl Speaker {
         // Ids are never reused: events of a removed peer's session may still be queued.
         let id = self.next_peer_id;
         self.next_peer_id = self.next_peer_id.saturating_add(1);
-        let handle =
-            session::spawn_peer(id, peer_config(&self.cfg, &settings), self.events.clone());
+        // RFC 4724 §4.1: the Restart State bit only while our restart is still in progress.
+        let gr = GracefulOptions {
+            restarting: self.gr_options.restarting && self.selection_deferred(),
+            ..self.gr_options.clone()
+        };
+        let handle = session::spawn_peer(
+            id,
+            peer_config(&self.cfg, &settings, &gr),
+            self.events.clone(),
+        );
         if let Some(l) = &self.listener {
             l.register(settings.address, &handle);
         }

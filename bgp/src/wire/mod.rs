@@ -15,6 +15,7 @@ mod capability;
 mod community;
 mod error;
 mod header;
+mod llgr;
 mod message;
 mod mp;
 mod nlri;
@@ -28,6 +29,7 @@ pub use attribute::{attr_flag, attr_type, malformed_action};
 pub use capability::capability_code;
 pub use error::{EncodeError, ErrorAction, HeaderError, MessageError, OpenError, UpdateError};
 pub use header::{message_len, message_type};
+pub use llgr::{LlgrCap, LlgrFamily, LLGR_CAPABILITY_CODE, LLGR_MAX_STALE_TIME};
 pub use message::{decode_message, encode_message};
 pub use notification::{
     cease_subcode, code, fsm_subcode, header_subcode, open_subcode, route_refresh_subcode,

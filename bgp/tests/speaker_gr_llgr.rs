@@ -1,0 +1,306 @@
+//! Long-lived graceful restart as helper (RFC 9494) end to end: a raw TCP peer sends the GR
+//! capability (short restart time) and the LLGR capability (code 71), announces a plain
+//! route and one carrying NO_LLGR, then drops its TCP connection. Once the restart time has
+//! run out, the plain route stays as long-lived stale (LLGR_STALE community, LOCAL_PREF 0)
+//! and the NO_LLGR one goes; after the long-lived stale time the plain one goes too. A peer
+//! that comes back during that phase refreshes its route; a speaker without
+//! `llgr_stale_time` ignores the peer's LLGR capability.
+
+mod common;
+
+use common::{config, free_port, loc, peer, wait_for};
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bgp::speaker::{spawn_graceful, GracefulOptions, RouteEntry, SpeakerHandle};
+use bgp::wire::Prefix;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const SPEAKER_AS: u32 = 65001;
+const RAW_AS: u32 = 65002;
+const RAW_ADDR: &str = "127.0.0.2";
+const P1: &str = "10.1.0.0/24";
+const P2: &str = "10.2.0.0/24";
+/// Our `llgr_stale_time`.
+const OUR_LLST: u32 = 3600;
+
+async fn speaker(llgr_stale_time: u32) -> (SpeakerHandle, u16) {
+    let port = free_port();
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut cfg = config(
+        SPEAKER_AS,
+        "10.255.0.1",
+        Some(listen),
+        vec![peer(RAW_ADDR, RAW_AS, port, "127.0.0.1", true)],
+    );
+    cfg.hold_time = 90;
+    let h = spawn_graceful(
+        cfg,
+        None,
+        GracefulOptions {
+            restarting: false,
+            selection_deferral: Duration::from_secs(360),
+            llgr_stale_time,
+        },
+    )
+    .await
+    .unwrap();
+    (h, port)
+}
+
+async fn route(h: &SpeakerHandle, prefix: &str) -> Option<RouteEntry> {
+    let p: Prefix = prefix.parse().unwrap();
+    let raw: IpAddr = RAW_ADDR.parse().unwrap();
+    loc(h)
+        .await
+        .into_iter()
+        .find(|r| r.prefix == p && r.peer == Some(raw))
+}
+
+fn llgr_stale(r: &RouteEntry) -> bool {
+    r.communities.iter().any(|c| c == "65535:6") && r.local_pref == Some(0)
+}
+
+async fn info(h: &SpeakerHandle) -> String {
+    h.status().await.unwrap()[0].info.clone()
+}
+
+// ----- hand-built messages (RFC 4271 §4) -----
+
+fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0xff; 16];
+    m.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
+    m.push(kind);
+    m.extend_from_slice(body);
+    m
+}
+
+/// OPEN with IPv4 unicast, 4-octet AS, GR (restart time `restart`, F bit set) and LLGR for
+/// IPv4 unicast with Long-lived Stale Time `llst` (RFC 9494 §3), F bit set.
+fn open(restart: u16, llst: Option<u32>) -> Vec<u8> {
+    let mut cap = vec![1, 4, 0, 1, 0, 1, 65, 4];
+    cap.extend_from_slice(&RAW_AS.to_be_bytes());
+    cap.extend_from_slice(&[64, 6]);
+    cap.extend_from_slice(&restart.to_be_bytes());
+    cap.extend_from_slice(&[0, 1, 1, 0x80]);
+    if let Some(t) = llst {
+        cap.extend_from_slice(&[71, 7, 0, 1, 1, 0x80]);
+        cap.extend_from_slice(&t.to_be_bytes()[1..]);
+    }
+    let mut body = vec![4];
+    body.extend_from_slice(&u16::try_from(RAW_AS).unwrap().to_be_bytes());
+    body.extend_from_slice(&90u16.to_be_bytes());
+    body.extend_from_slice(&[10, 255, 0, 2]);
+    body.push(u8::try_from(cap.len() + 2).unwrap());
+    body.push(2);
+    body.push(u8::try_from(cap.len()).unwrap());
+    body.extend_from_slice(&cap);
+    msg(1, &body)
+}
+
+/// An UPDATE announcing `nlri` (ORIGIN IGP, AS_PATH [RAW_AS], NEXT_HOP 127.0.0.2), with
+/// the NO_LLGR community when `no_llgr`.
+fn announce(nlri: [u8; 4], no_llgr: bool) -> Vec<u8> {
+    let mut a = vec![0x40, 1, 1, 0, 0x40, 2, 6, 2, 1];
+    a.extend_from_slice(&RAW_AS.to_be_bytes());
+    a.extend_from_slice(&[0x40, 3, 4, 127, 0, 0, 2]);
+    if no_llgr {
+        a.extend_from_slice(&[0xc0, 8, 4, 0xff, 0xff, 0, 7]);
+    }
+    let mut b = vec![0, 0];
+    b.extend_from_slice(&u16::try_from(a.len()).unwrap().to_be_bytes());
+    b.extend_from_slice(&a);
+    b.extend_from_slice(&nlri);
+    msg(2, &b)
+}
+
+/// IPv4 End-of-RIB (RFC 4724 §2).
+fn end_of_rib() -> Vec<u8> {
+    msg(2, &[0, 0, 0, 0])
+}
+
+const NLRI1: [u8; 4] = [24, 10, 1, 0];
+const NLRI2: [u8; 4] = [24, 10, 2, 0];
+
+/// The LLGR capability value in an OPEN body, if any.
+fn llgr_value(open_body: &[u8]) -> Option<Vec<u8>> {
+    let opt_len = usize::from(*open_body.get(9)?);
+    let mut params = open_body.get(10..10 + opt_len)?;
+    while let [ptype, plen, rest @ ..] = params {
+        let (value, next) = rest.split_at(usize::from(*plen));
+        if *ptype == 2 {
+            let mut caps = value;
+            while let [code, clen, crest @ ..] = caps {
+                let (v, cnext) = crest.split_at(usize::from(*clen));
+                if *code == 71 {
+                    return Some(v.to_vec());
+                }
+                caps = cnext;
+            }
+        }
+        params = next;
+    }
+    None
+}
+
+struct Raw {
+    s: TcpStream,
+    their_open: Vec<u8>,
+}
+
+impl Raw {
+    async fn up(port: u16, restart: u16, llst: Option<u32>) -> Raw {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(raw) = Raw::try_up(port, restart, llst).await {
+                return raw;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the speaker never took the session"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn try_up(port: u16, restart: u16, llst: Option<u32>) -> Result<Raw, String> {
+        let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
+        sock.bind(format!("{RAW_ADDR}:0").parse().unwrap())
+            .map_err(|e| e.to_string())?;
+        let s = sock
+            .connect(format!("127.0.0.1:{port}").parse().unwrap())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut raw = Raw {
+            s,
+            their_open: Vec::new(),
+        };
+        raw.s
+            .write_all(&open(restart, llst))
+            .await
+            .map_err(|e| e.to_string())?;
+        match raw.read().await {
+            Some((1, body)) => raw.their_open = body,
+            other => return Err(format!("expected OPEN, got {other:?}")),
+        }
+        match raw.read().await {
+            Some((4, _)) => {}
+            other => return Err(format!("expected KEEPALIVE, got {other:?}")),
+        }
+        raw.send(&msg(4, &[])).await;
+        Ok(raw)
+    }
+
+    async fn send(&mut self, m: &[u8]) {
+        self.s.write_all(m).await.unwrap();
+    }
+
+    async fn read(&mut self) -> Option<(u8, Vec<u8>)> {
+        let fut = async {
+            let mut hdr = [0u8; 19];
+            self.s.read_exact(&mut hdr).await.ok()?;
+            let len = usize::from(u16::from_be_bytes([hdr[16], hdr[17]]));
+            let mut body = vec![0u8; len.checked_sub(19)?];
+            self.s.read_exact(&mut body).await.ok()?;
+            Some((hdr[18], body))
+        };
+        tokio::time::timeout(Duration::from_secs(3), fut)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// A TCP-level drop: RST, no NOTIFICATION (what a crashed process leaves behind).
+    fn crash(self) {
+        let std = self.s.into_std().unwrap();
+        socket2::SockRef::from(&std)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(std);
+    }
+}
+
+#[tokio::test]
+async fn llgr_keeps_routes_after_the_restart_time_except_no_llgr_ones() {
+    let (h, port) = speaker(OUR_LLST).await;
+    let mut raw = Raw::up(port, 1, Some(4)).await;
+    // Our LLGR capability: IPv4 and IPv6 unicast, F bit clear, stale time 3600.
+    let t = OUR_LLST.to_be_bytes();
+    assert_eq!(
+        llgr_value(&raw.their_open),
+        Some(vec![
+            0, 1, 1, 0, t[1], t[2], t[3], 0, 2, 1, 0, t[1], t[2], t[3]
+        ])
+    );
+    raw.send(&announce(NLRI1, false)).await;
+    raw.send(&announce(NLRI2, true)).await;
+    wait_for("both routes", || async {
+        route(&h, P1).await.is_some() && route(&h, P2).await.is_some()
+    })
+    .await;
+    raw.crash();
+
+    // The restart time (1 s) runs out: long-lived stale phase.
+    wait_for("P1 long-lived stale, P2 gone", || async {
+        let p1 = route(&h, P1).await.is_some_and(|r| llgr_stale(&r));
+        p1 && route(&h, P2).await.is_none()
+    })
+    .await;
+    let r = route(&h, P1).await.unwrap();
+    assert_eq!(r.note.as_deref(), Some("stale"), "{r:?}");
+    let i = info(&h).await;
+    assert!(
+        i.contains("1 routes kept as LLGR-stale for 4 s"),
+        "status info: {i}"
+    );
+    // Then the long-lived stale time (4 s) runs out.
+    wait_for("P1 gone after the long-lived stale time", || async {
+        route(&h, P1).await.is_none()
+    })
+    .await;
+    let i = info(&h).await;
+    assert!(i.contains("stale time expired"), "status info: {i}");
+}
+
+#[tokio::test]
+async fn a_peer_back_during_llgr_refreshes_its_routes() {
+    let (h, port) = speaker(OUR_LLST).await;
+    let mut raw = Raw::up(port, 1, Some(120)).await;
+    raw.send(&announce(NLRI1, false)).await;
+    wait_for("P1", || async { route(&h, P1).await.is_some() }).await;
+    raw.crash();
+    wait_for("P1 long-lived stale", || async {
+        route(&h, P1).await.is_some_and(|r| llgr_stale(&r))
+    })
+    .await;
+    // Back (LLGR F bit set): the route stays until the peer refreshes it.
+    let mut raw = Raw::up(port, 1, Some(120)).await;
+    assert!(route(&h, P1).await.is_some());
+    raw.send(&announce(NLRI1, false)).await;
+    raw.send(&end_of_rib()).await;
+    wait_for("P1 fresh again", || async {
+        route(&h, P1)
+            .await
+            .is_some_and(|r| !llgr_stale(&r) && r.note.is_none())
+    })
+    .await;
+    let r = route(&h, P1).await.unwrap();
+    assert!(!r.communities.iter().any(|c| c == "65535:6"), "{r:?}");
+}
+
+#[tokio::test]
+async fn without_llgr_configured_the_peers_capability_is_ignored() {
+    let (h, port) = speaker(0).await;
+    let mut raw = Raw::up(port, 1, Some(120)).await;
+    assert_eq!(llgr_value(&raw.their_open), None);
+    raw.send(&announce(NLRI1, false)).await;
+    wait_for("P1", || async { route(&h, P1).await.is_some() }).await;
+    raw.crash();
+    wait_for("P1 gone after the restart time", || async {
+        route(&h, P1).await.is_none()
+    })
+    .await;
+}
