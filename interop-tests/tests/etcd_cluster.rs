@@ -143,6 +143,8 @@ fn member_loss_and_node_cutoff() {
             msg.contains("store unavailable") || msg.contains("no answer"),
             "code {code}: {msg}"
         );
+        // CNI spec code 11: try again later.
+        assert_eq!(code, 11, "{msg}");
         cut.push(id);
     }
     // The others still allocate meanwhile.

@@ -101,7 +101,11 @@ pub fn classify_agent_message(message: &str) -> u32 {
         || m.contains("invalid handle")
     {
         INVALID_CONFIG
-    } else if m.contains("gave up after") || m.contains("conflict") {
+    } else if m.contains("gave up after")
+        || m.contains("conflict")
+        || m.contains("store unavailable")
+    {
+        // CNI spec: 11 = try again later (etcd away, or lost compare-and-swap races).
         TRY_AGAIN
     } else {
         OTHER
@@ -111,6 +115,12 @@ pub fn classify_agent_message(message: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_try_again_later() {
+        let m = "store unavailable: etcd got no answer within 5s (last error: connection refused)";
+        assert_eq!(classify_agent_message(m), TRY_AGAIN);
+    }
 
     #[test]
     fn error_json_has_the_spec_shape() {
