@@ -29,10 +29,10 @@ pub fn markdown(rows: &[RunResult], header: &str) -> String {
     let _ = writeln!(o, "{header}");
     let _ = writeln!(
         o,
-        "| scenario | DUT | FIB | sessions × routes | time s | ×BIRD | FIB time s | ×BIRD | \
+        "| scenario | DUT | FIB | sessions × routes | up / first s | time s | ×BIRD | FIB time s | ×BIRD | \
          DUT CPU s | ×BIRD | peak RSS MiB | ×BIRD | bytes/route | harness CPU s | received | note |"
     );
-    let _ = writeln!(o, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(o, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in rows {
         let b = bird_row(rows, r);
         let fib = if !r.fib {
@@ -44,12 +44,14 @@ pub fn markdown(rows: &[RunResult], header: &str) -> String {
         };
         let _ = writeln!(
             o,
-            "| {} {} | {} | {fib} | {} × {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {}/{}{} | {} |",
+            "| {} {} | {} | {fib} | {} × {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {}/{}{} | {} |",
             r.scenario.letter(),
             r.scenario.title(),
             r.dut,
             r.sessions,
             r.routes / r.sessions.max(1) as u64,
+            opt(r.sessions_up_s, 2),
+            opt(r.first_route_s, 2),
             opt(r.time_s, 3),
             ratio(r.time_s, b.and_then(|b| b.time_s)),
             opt(r.fib_time_s, 3),
@@ -103,8 +105,9 @@ pub fn markdown(rows: &[RunResult], header: &str) -> String {
     }
     let _ = writeln!(
         o,
-        "\nTime = first feeder OPEN sent → last prefix held by the monitor (scenario c: by every \
-         client). FIB time = first OPEN → the DUT namespace's kernel FIB holds every route \
+        "\nUp / first = first feeder OPEN sent → last feeder session Established / first UPDATE at \
+         the monitor. Time = first feeder OPEN sent → last prefix held by the monitor (scenario \
+         c: by every client). FIB time = first OPEN → the DUT namespace's kernel FIB holds every route \
          (`/proc/PID/net/fib_triestat`, polled every 50 ms). CPU = DUT utime+stime over that \
          window; peak RSS = VmHWM; bytes/route = (VmRSS after − VmRSS idle before the feeders) / \
          routes. Harness CPU = this process (all feeders and the monitor) over the same window: \
@@ -220,6 +223,8 @@ mod tests {
             received: 1000,
             ok: true,
             time_s: Some(t),
+            sessions_up_s: None,
+            first_route_s: None,
             fib_time_s: None,
             cpu_s: Some(t / 2.0),
             harness_cpu_s: 0.1,
@@ -235,7 +240,7 @@ mod tests {
     fn ratios_against_bird() {
         let rows = vec![row("Bramble", 1.0, 10.0), row("BIRD", 2.0, 20.0)];
         let md = markdown(&rows, "# x");
-        assert!(md.contains("| a few big feeders | Bramble | off | 10 × 100 | 1.000 | ×0.50 |"), "{md}");
+        assert!(md.contains("| a few big feeders | Bramble | off | 10 × 100 | — / — | 1.000 | ×0.50 |"), "{md}");
         let s = svg(&rows);
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert_eq!(s.matches("<rect x=").count(), 4);

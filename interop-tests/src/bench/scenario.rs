@@ -78,6 +78,10 @@ pub struct RunResult {
     pub ok: bool,
     /// First feeder OPEN → last prefix at the monitor (every client, scenario c).
     pub time_s: Option<f64>,
+    /// First feeder OPEN → last feeder session Established.
+    pub sessions_up_s: Option<f64>,
+    /// First feeder OPEN → first UPDATE at the monitor (at any client, scenario c).
+    pub first_route_s: Option<f64>,
     /// First feeder OPEN → every route in the DUT namespace's kernel FIB.
     pub fib_time_s: Option<f64>,
     /// DUT CPU seconds from before the first OPEN until convergence.
@@ -108,6 +112,8 @@ pub fn run(spec: &RunSpec) -> RunResult {
         received: 0,
         ok: false,
         time_s: None,
+        sessions_up_s: None,
+        first_route_s: None,
         fib_time_s: None,
         cpu_s: None,
         harness_cpu_s: 0.0,
@@ -213,6 +219,8 @@ fn try_run(spec: &RunSpec, r: &mut RunResult) -> Result<(), BenchError> {
     r.received = m.received;
     r.expected = m.expected;
     r.time_s = m.time_s;
+    r.sessions_up_s = m.sessions_up_s;
+    r.first_route_s = m.first_route_s;
     r.fib_time_s = m.fib_time_s;
     r.cpu_s = m.cpu_s;
     r.harness_cpu_s = m.harness_cpu_s;
@@ -234,6 +242,8 @@ struct Measured {
     expected: u64,
     received: u64,
     time_s: Option<f64>,
+    sessions_up_s: Option<f64>,
+    first_route_s: Option<f64>,
     fib_time_s: Option<f64>,
     cpu_s: Option<f64>,
     harness_cpu_s: f64,
@@ -253,17 +263,16 @@ fn attrs_for(plan: &Plan, i: usize) -> Attrs {
     }
 }
 
-/// Connect until it works or `deadline` passes (the DUT may still be opening its listener).
+/// TCP-connect until it works or `deadline` passes (the DUT may still be opening its
+/// listener, or drop SYNs while its accept queue is full: BIRD listens with a backlog of 8).
 async fn connect_retry(
     local: Ipv4Addr,
     peer: Ipv4Addr,
-    asn: u32,
-    first: &FirstInstant,
     deadline: Instant,
-) -> Result<session::Established, BenchError> {
+) -> Result<tokio::net::TcpStream, BenchError> {
     loop {
-        match session::connect(local, peer, asn, |t| first.record(t)).await {
-            Ok(e) => return Ok(e),
+        match session::tcp_connect(local, peer).await {
+            Ok(s) => return Ok(s),
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -295,8 +304,8 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
         if plan.baseline {
             _listener = Some(session::listen(MONITOR_ADDR, DUT_AS, t.clone(), errors.clone())?);
         } else {
-            let est = connect_retry(MONITOR_ADDR, plan.target, MONITOR_AS, &FirstInstant::default(), setup_deadline)
-                .await?;
+            let tcp = connect_retry(MONITOR_ADDR, plan.target, setup_deadline).await?;
+            let est = session::handshake(tcp, MONITOR_ADDR, MONITOR_AS, |_| {}).await?;
             _monitor_tx = Some(est.run(Some(t.clone()), errors.clone(), "monitor".into()));
         }
     }
@@ -330,16 +339,29 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
     let harness0 = cpu_seconds(me)?;
 
     let first = Arc::new(FirstInstant::default());
+    let up = Arc::new(FirstInstant::default());
+    // TCP first, every session, so the clock (which starts at the first OPEN) measures BGP
+    // work, not SYN retransmissions behind a short accept queue.
+    let mut conns = Vec::new();
+    for &(addr, _) in &plan.feeders {
+        let target = plan.target;
+        conns.push(tokio::spawn(async move { connect_retry(addr, target, setup_deadline).await }));
+    }
+    let mut streams_tcp = Vec::new();
+    for c in conns {
+        streams_tcp.push(c.await.map_err(|e| BenchError::Protocol(format!("connect task: {e}")))??);
+    }
     let deadline = Instant::now() + plan.timeout;
     let mut tasks = Vec::new();
-    for (i, &(addr, asn)) in plan.feeders.iter().enumerate() {
+    for (i, (&(addr, asn), tcp)) in plan.feeders.iter().zip(streams_tcp).enumerate() {
         let first = first.clone();
+        let up = up.clone();
         let errors = errors.clone();
         let stream = streams.get(i).cloned().unwrap_or_default();
         let tracker = if reflector { clients.get(i).cloned() } else { Some(backflow.clone()) };
-        let target = plan.target;
         tasks.push(tokio::spawn(async move {
-            let est = connect_retry(addr, target, asn, &first, deadline).await?;
+            let est = session::handshake(tcp, addr, asn, |t| first.record(t)).await?;
+            up.record_latest(Instant::now());
             let tx = est.run(tracker, errors, format!("feeder {addr}"));
             let _ = tx.send(Send::Bytes(stream, None));
             Ok::<_, BenchError>(tx)
@@ -377,6 +399,12 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
     if m.errors.is_empty() {
         m.time_s = since(end, t0);
     }
+    m.sessions_up_s = since(up.get(), t0);
+    let first_route = match &monitor {
+        Some(t) => t.first_at(),
+        None => clients.iter().filter_map(|c| c.first_at()).min(),
+    };
+    m.first_route_s = since(first_route, t0);
 
     // With the FIB on: every route in the DUT namespace's kernel.
     if let (Some(pid), Some(fib0)) = (plan.dut_pid, plan.fib_base) {

@@ -37,6 +37,7 @@ pub struct Tracker {
     /// Withdrawn NLRI seen.
     withdrawn: AtomicU64,
     reached: Mutex<Option<Instant>>,
+    first: Mutex<Option<Instant>>,
     changed: Notify,
 }
 
@@ -52,6 +53,7 @@ impl Tracker {
             announced: AtomicU64::new(0),
             withdrawn: AtomicU64::new(0),
             reached: Mutex::new(None),
+            first: Mutex::new(None),
             changed: Notify::new(),
         })
     }
@@ -86,6 +88,12 @@ impl Tracker {
 
     /// Call after each message: records the first time the target is held, wakes waiters.
     fn after_message(&self) {
+        if let Ok(mut f) = self.first.lock() {
+            // An empty UPDATE (End-of-RIB, RFC 4724 §2) is not a route.
+            if f.is_none() && self.held() > 0 {
+                *f = Some(Instant::now());
+            }
+        }
         if self.held() == self.target.load(Ordering::Relaxed) {
             if let Ok(mut r) = self.reached.lock() {
                 if r.is_none() {
@@ -114,6 +122,11 @@ impl Tracker {
         self.reached.lock().ok().and_then(|r| *r)
     }
 
+    /// When the first UPDATE arrived.
+    pub fn first_at(&self) -> Option<Instant> {
+        self.first.lock().ok().and_then(|r| *r)
+    }
+
     /// A new target (churn): forgets when the previous one was reached.
     pub fn retarget(&self, target: u64) {
         self.target.store(target, Ordering::Relaxed);
@@ -140,12 +153,6 @@ impl Tracker {
     }
 }
 
-/// One framed BGP message: type and body (after the header).
-struct Message {
-    kind: u8,
-    body: Vec<u8>,
-}
-
 async fn read_message(r: &mut BufReader<OwnedReadHalf>, body: &mut Vec<u8>) -> Result<u8, BenchError> {
     let mut hdr = [0u8; wire::HEADER_LEN];
     r.read_exact(&mut hdr).await?;
@@ -158,7 +165,7 @@ async fn read_message(r: &mut BufReader<OwnedReadHalf>, body: &mut Vec<u8>) -> R
     Ok(hdr[18])
 }
 
-async fn expect(r: &mut BufReader<OwnedReadHalf>, want: u8) -> Result<Message, BenchError> {
+async fn expect(r: &mut BufReader<OwnedReadHalf>, want: u8) -> Result<(), BenchError> {
     let mut body = Vec::new();
     loop {
         let kind = read_message(r, &mut body).await?;
@@ -169,7 +176,7 @@ async fn expect(r: &mut BufReader<OwnedReadHalf>, want: u8) -> Result<Message, B
             )));
         }
         if kind == want {
-            return Ok(Message { kind, body });
+            return Ok(());
         }
     }
 }
@@ -180,22 +187,15 @@ pub struct Established {
     writer: OwnedWriteHalf,
 }
 
-/// Connect from `local` to `peer:179` (sockets are made in the calling thread's namespace)
-/// and run the OPEN / KEEPALIVE exchange (RFC 4271 §8). `on_open` gets the instant our OPEN
-/// went out.
-pub async fn connect(
-    local: Ipv4Addr,
-    peer: Ipv4Addr,
-    asn: u32,
-    on_open: impl FnOnce(Instant),
-) -> Result<Established, BenchError> {
+/// A TCP connection from `local` to `peer:179` (the socket is made in the namespace of the
+/// runtime's threads).
+pub async fn tcp_connect(local: Ipv4Addr, peer: Ipv4Addr) -> Result<TcpStream, BenchError> {
     let sock = TcpSocket::new_v4()?;
     sock.set_reuseaddr(true)?;
     sock.bind(SocketAddr::V4(SocketAddrV4::new(local, 0)))?;
-    let stream = sock
+    Ok(sock
         .connect(SocketAddr::V4(SocketAddrV4::new(peer, 179)))
-        .await?;
-    handshake(stream, local, asn, on_open).await
+        .await?)
 }
 
 /// The OPEN / KEEPALIVE exchange on an accepted or connected stream.
@@ -210,8 +210,7 @@ pub async fn handshake(
     let mut reader = BufReader::with_capacity(256 * 1024, r);
     on_open(Instant::now());
     writer.write_all(&wire::open(asn, HOLD_TIME, id)).await?;
-    let open = expect(&mut reader, wire::OPEN).await?;
-    debug_assert_eq!(open.kind, wire::OPEN);
+    expect(&mut reader, wire::OPEN).await?;
     writer.write_all(&wire::keepalive()).await?;
     expect(&mut reader, wire::KEEPALIVE).await?;
     Ok(Established { reader, writer })
@@ -362,7 +361,17 @@ impl FirstInstant {
         }
     }
 
-    /// The earliest instant recorded.
+    /// Record `t` if it is the latest so far (use one instance per direction).
+    pub fn record_latest(&self, t: Instant) {
+        if let Ok(mut g) = self.0.lock() {
+            match *g {
+                Some(x) if x >= t => {}
+                _ => *g = Some(t),
+            }
+        }
+    }
+
+    /// The instant kept.
     pub fn get(&self) -> Option<Instant> {
         self.0.lock().ok().and_then(|g| *g)
     }

@@ -105,12 +105,14 @@ fn tool_version(program: &str, arg: &str) -> String {
 fn progress(r: &RunResult) {
     let f = |v: Option<f64>| v.map_or("—".into(), |x| format!("{x:.3}"));
     eprintln!(
-        "bench: {} {:<16} fib={:<5} {}/{} routes  time {} s  fib {} s  cpu {} s  peak {} MiB  harness cpu {:.2} s  {}{}",
+        "bench: {} {:<16} fib={:<5} {}/{} routes  up {} s  first {} s  time {} s  fib {} s  cpu {} s  peak {} MiB  harness cpu {:.2} s  {}{}",
         r.scenario.letter(),
         r.dut,
         r.fib,
         r.received,
         r.expected,
+        f(r.sessions_up_s),
+        f(r.first_route_s),
         f(r.time_s),
         f(r.fib_time_s),
         f(r.cpu_s),
