@@ -168,8 +168,8 @@ pub fn bird_config(l: &Layout) -> BirdConfig {
         l.dut
     );
     let feeder_channel = if l.reflector {
-        // iBGP next hops resolve recursively by default; ours are on the shared link.
-        "  rr client;\n  rr cluster id CLUSTER;\n  ipv4 { import all; export all; gateway direct; };\n"
+        // iBGP is multihop with recursive next hops by default; ours share the link.
+        "  direct;\n  rr client;\n  rr cluster id CLUSTER;\n  ipv4 { import all; export all; gateway direct; };\n"
             .replace("CLUSTER", &l.dut.to_string())
     } else {
         "  ipv4 { import all; export none; };\n".to_string()
