@@ -10,7 +10,14 @@ fn quick_bench_delivers_every_prefix_and_writes_reports() {
     let bramble = require_bramble();
     let out = ScratchDir::new("bench-quick").unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["--quick", "--scenario", "all", "--dut", "bramble,bird,gobgp", "--out"])
+        .args([
+            "--quick",
+            "--scenario",
+            "all",
+            "--dut",
+            "bramble,bird,gobgp",
+            "--out",
+        ])
         .arg(out.path())
         .env("BRAMBLE_BIN", &bramble)
         .status()
@@ -31,16 +38,25 @@ fn quick_bench_delivers_every_prefix_and_writes_reports() {
                 "{dut} {scenario}: not every prefix arrived:\n{md}"
             );
             assert_eq!(row["ok"], true, "{dut} {scenario} failed:\n{md}");
-            assert_eq!(row["sent_to_feeders"], 0, "{dut} {scenario} exported to feeders");
+            assert_eq!(
+                row["sent_to_feeders"], 0,
+                "{dut} {scenario} exported to feeders"
+            );
         }
         let churn = rows
             .iter()
             .find(|r| r["dut"] == dut && r["scenario"] == "D")
             .and_then(|r| r["churn"]["rounds"].as_u64());
-        assert!(churn.unwrap_or(0) >= 1, "{dut}: no churn round completed:\n{md}");
+        assert!(
+            churn.unwrap_or(0) >= 1,
+            "{dut}: no churn round completed:\n{md}"
+        );
     }
     // The feeders alone, straight into the monitor, for scenarios a and b.
-    let baselines = rows.iter().filter(|r| r["dut"] == "feeders→monitor").count();
+    let baselines = rows
+        .iter()
+        .filter(|r| r["dut"] == "feeders→monitor")
+        .count();
     assert_eq!(baselines, 2, "{md}");
     assert!(md.contains("| a few big feeders | Bramble |"), "{md}");
     assert!(status.success(), "bench exited with {status}:\n{md}");

@@ -94,9 +94,16 @@ pub enum Running {
 
 impl Running {
     /// Write the config for `layout` into `dir` and start `kind` in `ns`.
-    pub fn start(kind: DutKind, ns: &Netns, dir: &Path, layout: &Layout) -> Result<Self, BenchError> {
+    pub fn start(
+        kind: DutKind,
+        ns: &Netns,
+        dir: &Path,
+        layout: &Layout,
+    ) -> Result<Self, BenchError> {
         Ok(match kind {
-            DutKind::Bramble => Running::Bramble(Bramble::start(ns, dir, &bramble_config(dir, layout))?),
+            DutKind::Bramble => {
+                Running::Bramble(Bramble::start(ns, dir, &bramble_config(dir, layout))?)
+            }
             DutKind::Bird => Running::Bird(Bird::start(ns, dir, &bird_config(layout))?),
             DutKind::Gobgp => Running::Gobgp(Gobgp::start(ns, dir, &gobgp_config(layout))?),
         })
@@ -139,8 +146,16 @@ pub fn bramble_config(dir: &Path, l: &Layout) -> BrambleConfig {
         p.passive = true;
         p.hold_time = Some(HOLD_TIME);
         p.families = vec!["ipv4-unicast".into()];
-        p.import = if import { vec![ALL_V4.into()] } else { Vec::new() };
-        p.export = if export { vec![ALL_V4.into()] } else { Vec::new() };
+        p.import = if import {
+            vec![ALL_V4.into()]
+        } else {
+            Vec::new()
+        };
+        p.export = if export {
+            vec![ALL_V4.into()]
+        } else {
+            Vec::new()
+        };
         p
     };
     for &(addr, asn) in &l.feeders {
@@ -218,7 +233,11 @@ pub fn gobgp_config(l: &Layout) -> GobgpConfig {
         cfg.neighbors.push(n);
     }
     if !l.reflector && !l.feeders.is_empty() {
-        let list: Vec<String> = l.feeders.iter().map(|(a, _)| format!("\"{a}/32\"")).collect();
+        let list: Vec<String> = l
+            .feeders
+            .iter()
+            .map(|(a, _)| format!("\"{a}/32\""))
+            .collect();
         let policy = format!(
             "[global.apply-policy.config]\n  export-policy-list = [\"not-to-feeders\"]\n  \
              default-export-policy = \"accept-route\"\n  default-import-policy = \"accept-route\"\n\n\
@@ -247,7 +266,10 @@ mod tests {
         Layout {
             dut: Ipv4Addr::new(10, 100, 0, 1),
             monitor: (!reflector).then_some(Ipv4Addr::new(10, 100, 0, 2)),
-            feeders: vec![(Ipv4Addr::new(10, 100, 1, 1), 64700), (Ipv4Addr::new(10, 100, 1, 2), 64701)],
+            feeders: vec![
+                (Ipv4Addr::new(10, 100, 1, 1), 64700),
+                (Ipv4Addr::new(10, 100, 1, 2), 64701),
+            ],
             reflector,
             fib: true,
         }

@@ -52,7 +52,8 @@ pub fn comm(pid: u32) -> String {
 /// reading taken before the run.
 pub fn fib_prefixes(pid: u32) -> Result<u64, BenchError> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/net/fib_triestat"))?;
-    parse_triestat(&text).ok_or_else(|| BenchError::Protocol("no Main: Prefixes in fib_triestat".into()))
+    parse_triestat(&text)
+        .ok_or_else(|| BenchError::Protocol("no Main: Prefixes in fib_triestat".into()))
 }
 
 fn parse_triestat(text: &str) -> Option<u64> {

@@ -32,7 +32,10 @@ pub fn markdown(rows: &[RunResult], header: &str) -> String {
         "| scenario | DUT | FIB | sessions × routes | up / first s | time s | ×BIRD | FIB time s | ×BIRD | \
          DUT CPU s | ×BIRD | peak RSS MiB | ×BIRD | bytes/route | harness CPU s | received | note |"
     );
-    let _ = writeln!(o, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(
+        o,
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
     for r in rows {
         let b = bird_row(rows, r);
         let fib = if !r.fib {
@@ -86,7 +89,9 @@ pub fn markdown(rows: &[RunResult], header: &str) -> String {
                 let per_round = |c: &super::scenario::Churn| {
                     (c.rounds > 0).then(|| c.cpu_s / f64::from(c.rounds))
                 };
-                let b = bird_row(rows, r).and_then(|b| b.churn.as_ref()).and_then(per_round);
+                let b = bird_row(rows, r)
+                    .and_then(|b| b.churn.as_ref())
+                    .and_then(per_round);
                 let _ = writeln!(
                     o,
                     "| {} | {} | {} | {} | {:.3} | {:.3} | {:.2} | {:.0} % | {} |",
@@ -125,11 +130,16 @@ const COLORS: [(&str, &str); 4] = [
 ];
 
 fn color(dut: &str) -> &'static str {
-    COLORS.iter().find(|(d, _)| *d == dut).map_or("#888888", |(_, c)| c)
+    COLORS
+        .iter()
+        .find(|(d, _)| *d == dut)
+        .map_or("#888888", |(_, c)| c)
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// One panel: horizontal bars of `value(row)` grouped by scenario.
@@ -240,7 +250,10 @@ mod tests {
     fn ratios_against_bird() {
         let rows = vec![row("Bramble", 1.0, 10.0), row("BIRD", 2.0, 20.0)];
         let md = markdown(&rows, "# x");
-        assert!(md.contains("| a few big feeders | Bramble | off | 10 × 100 | — / — | 1.000 | ×0.50 |"), "{md}");
+        assert!(
+            md.contains("| a few big feeders | Bramble | off | 10 × 100 | — / — | 1.000 | ×0.50 |"),
+            "{md}"
+        );
         let s = svg(&rows);
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert_eq!(s.matches("<rect x=").count(), 4);

@@ -104,7 +104,9 @@ pub struct RunResult {
 pub fn run(spec: &RunSpec) -> RunResult {
     let mut r = RunResult {
         scenario: spec.scenario,
-        dut: spec.dut.map_or("feeders→monitor".to_string(), |d| d.label().to_string()),
+        dut: spec
+            .dut
+            .map_or("feeders→monitor".to_string(), |d| d.label().to_string()),
         fib: spec.fib,
         sessions: spec.sizes.feeders,
         routes: spec.sizes.total(),
@@ -125,7 +127,12 @@ pub fn run(spec: &RunSpec) -> RunResult {
     };
     if let Err(e) = try_run(spec, &mut r) {
         r.ok = false;
-        r.note = e.to_string().lines().take(6).collect::<Vec<_>>().join(" / ");
+        r.note = e
+            .to_string()
+            .lines()
+            .take(6)
+            .collect::<Vec<_>>()
+            .join(" / ");
     }
     r
 }
@@ -148,7 +155,14 @@ fn feeders(sizes: &Sizes, reflector: bool) -> Vec<(Ipv4Addr, u32)> {
     (0..sizes.feeders as u32)
         .map(|i| {
             let addr = Ipv4Addr::from(u32::from(FIRST_FEEDER) + i);
-            (addr, if reflector { DUT_AS } else { FIRST_FEEDER_AS + i })
+            (
+                addr,
+                if reflector {
+                    DUT_AS
+                } else {
+                    FIRST_FEEDER_AS + i
+                },
+            )
         })
         .collect()
 }
@@ -198,7 +212,11 @@ fn try_run(spec: &RunSpec, r: &mut RunResult) -> Result<(), BenchError> {
         scenario: spec.scenario,
         sizes: spec.sizes,
         timeout: spec.timeout,
-        target: if dut.is_some() { DUT_ADDR } else { MONITOR_ADDR },
+        target: if dut.is_some() {
+            DUT_ADDR
+        } else {
+            MONITOR_ADDR
+        },
         baseline: dut.is_none(),
         feeders,
         dut_pid: dut.as_mut().map(Running::pid),
@@ -225,7 +243,9 @@ fn try_run(spec: &RunSpec, r: &mut RunResult) -> Result<(), BenchError> {
     r.cpu_s = m.cpu_s;
     r.harness_cpu_s = m.harness_cpu_s;
     r.peak_rss_mib = m.peak_kib.map(|k| k as f64 / 1024.0);
-    r.bytes_per_route = m.grown_kib.map(|k| k as f64 * 1024.0 / r.routes.max(1) as f64);
+    r.bytes_per_route = m
+        .grown_kib
+        .map(|k| k as f64 * 1024.0 / r.routes.max(1) as f64);
     r.sent_to_feeders = m.sent_to_feeders;
     r.churn = m.churn;
     r.ok = m.errors.is_empty()
@@ -255,11 +275,18 @@ struct Measured {
 }
 
 fn attrs_for(plan: &Plan, i: usize) -> Attrs {
-    let (addr, asn) = plan.feeders.get(i).copied().unwrap_or((FIRST_FEEDER, FIRST_FEEDER_AS));
+    let (addr, asn) = plan
+        .feeders
+        .get(i)
+        .copied()
+        .unwrap_or((FIRST_FEEDER, FIRST_FEEDER_AS));
     if plan.scenario == Scenario::C {
         Attrs::Internal { next_hop: addr }
     } else {
-        Attrs::External { asn, next_hop: addr }
+        Attrs::External {
+            asn,
+            next_hop: addr,
+        }
     }
 }
 
@@ -287,7 +314,8 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
     let base = u32::from(PREFIX_BASE);
     let per = plan.sizes.per_feeder;
     let total = plan.sizes.total();
-    let capacity = u32::try_from(total).map_err(|_| BenchError::Protocol("too many routes".into()))?;
+    let capacity =
+        u32::try_from(total).map_err(|_| BenchError::Protocol("too many routes".into()))?;
     let errors = Arc::new(Mutex::new(Vec::new()));
     let reflector = plan.scenario == Scenario::C;
     let setup_deadline = Instant::now() + Duration::from_secs(30);
@@ -302,7 +330,12 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
     let mut _listener = None;
     if let Some(t) = &monitor {
         if plan.baseline {
-            _listener = Some(session::listen(MONITOR_ADDR, DUT_AS, t.clone(), errors.clone())?);
+            _listener = Some(session::listen(
+                MONITOR_ADDR,
+                DUT_AS,
+                t.clone(),
+                errors.clone(),
+            )?);
         } else {
             let tcp = connect_retry(MONITOR_ADDR, plan.target, setup_deadline).await?;
             let est = session::handshake(tcp, MONITOR_ADDR, MONITOR_AS, |_| {}).await?;
@@ -312,7 +345,13 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
 
     // Pre-encode every feeder's table before the clock starts.
     let streams: Vec<Arc<Vec<u8>>> = (0..plan.feeders.len())
-        .map(|i| Arc::new(wire::announce_stream(base + i as u32 * per, per, attrs_for(&plan, i))))
+        .map(|i| {
+            Arc::new(wire::announce_stream(
+                base + i as u32 * per,
+                per,
+                attrs_for(&plan, i),
+            ))
+        })
         .collect();
     let clients: Vec<Arc<Tracker>> = if reflector {
         (0..plan.feeders.len() as u32)
@@ -335,7 +374,11 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let me = std::process::id();
     let cpu0 = plan.dut_pid.map(cpu_seconds).transpose()?;
-    let rss0 = plan.dut_pid.map(memory_kib).transpose()?.map(|(rss, _)| rss);
+    let rss0 = plan
+        .dut_pid
+        .map(memory_kib)
+        .transpose()?
+        .map(|(rss, _)| rss);
     let harness0 = cpu_seconds(me)?;
 
     let first = Arc::new(FirstInstant::default());
@@ -345,11 +388,16 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
     let mut conns = Vec::new();
     for &(addr, _) in &plan.feeders {
         let target = plan.target;
-        conns.push(tokio::spawn(async move { connect_retry(addr, target, setup_deadline).await }));
+        conns.push(tokio::spawn(async move {
+            connect_retry(addr, target, setup_deadline).await
+        }));
     }
     let mut streams_tcp = Vec::new();
     for c in conns {
-        streams_tcp.push(c.await.map_err(|e| BenchError::Protocol(format!("connect task: {e}")))??);
+        streams_tcp.push(
+            c.await
+                .map_err(|e| BenchError::Protocol(format!("connect task: {e}")))??,
+        );
     }
     let deadline = Instant::now() + plan.timeout;
     let mut tasks = Vec::new();
@@ -358,7 +406,11 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
         let up = up.clone();
         let errors = errors.clone();
         let stream = streams.get(i).cloned().unwrap_or_default();
-        let tracker = if reflector { clients.get(i).cloned() } else { Some(backflow.clone()) };
+        let tracker = if reflector {
+            clients.get(i).cloned()
+        } else {
+            Some(backflow.clone())
+        };
         tasks.push(tokio::spawn(async move {
             let est = session::handshake(tcp, addr, asn, |t| first.record(t)).await?;
             up.record_latest(Instant::now());
@@ -380,7 +432,11 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
     let t0 = first.get();
     let end = if let Some(t) = &monitor {
         if !t.wait(deadline).await {
-            m.errors.push(format!("monitor holds {} of {total} routes after {:?}", t.held(), plan.timeout));
+            m.errors.push(format!(
+                "monitor holds {} of {total} routes after {:?}",
+                t.held(),
+                plan.timeout
+            ));
         }
         m.received = t.held();
         t.reached_at()
@@ -389,7 +445,8 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
         m.received = total;
         for (i, c) in clients.iter().enumerate() {
             if !c.wait(deadline).await {
-                m.errors.push(format!("client {i} holds {} of {total} routes", c.held()));
+                m.errors
+                    .push(format!("client {i} holds {} of {total} routes", c.held()));
             }
             m.received = m.received.min(c.held());
             last = last.max(c.reached_at());
@@ -423,7 +480,9 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
     }
     m.harness_cpu_s = cpu_seconds(me)? - harness0;
     if let Some(pid) = plan.dut_pid {
-        m.cpu_s = cpu0.map(|c0| cpu_seconds(pid).map(|c| c - c0)).transpose()?;
+        m.cpu_s = cpu0
+            .map(|c0| cpu_seconds(pid).map(|c| c - c0))
+            .transpose()?;
         // Let deferred work (allocator, GC) show before reading memory.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (rss, hwm) = memory_kib(pid)?;
@@ -461,7 +520,13 @@ async fn churn(
         .map(|i| Arc::new(wire::withdraw_stream(base + i * per, k)))
         .collect();
     let announces: Vec<Arc<Vec<u8>>> = (0..feeders.len())
-        .map(|i| Arc::new(wire::announce_stream(base + i as u32 * per, k, attrs_for(plan, i))))
+        .map(|i| {
+            Arc::new(wire::announce_stream(
+                base + i as u32 * per,
+                k,
+                attrs_for(plan, i),
+            ))
+        })
         .collect();
     let pid = plan.dut_pid;
     let cpu0 = pid.map(cpu_seconds).transpose()?;
@@ -476,10 +541,19 @@ async fn churn(
                 let _ = tx.send(Send::Bytes(s.clone(), None));
             }
             if !monitor.wait(t + plan.timeout).await {
-                errors.push(format!("churn: monitor stuck at {} of {target}", monitor.held()));
+                errors.push(format!(
+                    "churn: monitor stuck at {} of {target}",
+                    monitor.held()
+                ));
                 break 'outer;
             }
-            lags.push(monitor.reached_at().unwrap_or(t).saturating_duration_since(t).as_secs_f64());
+            lags.push(
+                monitor
+                    .reached_at()
+                    .unwrap_or(t)
+                    .saturating_duration_since(t)
+                    .as_secs_f64(),
+            );
         }
         rounds += 1;
     }
@@ -491,7 +565,11 @@ async fn churn(
     Ok(Churn {
         rounds,
         routes_per_round: burst,
-        mean_lag_s: if lags.is_empty() { 0.0 } else { lags.iter().sum::<f64>() / lags.len() as f64 },
+        mean_lag_s: if lags.is_empty() {
+            0.0
+        } else {
+            lags.iter().sum::<f64>() / lags.len() as f64
+        },
         max_lag_s: lags.iter().copied().fold(0.0, f64::max),
         cpu_s,
         window_s: window,

@@ -153,7 +153,10 @@ impl Tracker {
     }
 }
 
-async fn read_message(r: &mut BufReader<OwnedReadHalf>, body: &mut Vec<u8>) -> Result<u8, BenchError> {
+async fn read_message(
+    r: &mut BufReader<OwnedReadHalf>,
+    body: &mut Vec<u8>,
+) -> Result<u8, BenchError> {
     let mut hdr = [0u8; wire::HEADER_LEN];
     r.read_exact(&mut hdr).await?;
     let len = usize::from(u16::from_be_bytes([hdr[16], hdr[17]]));

@@ -283,7 +283,12 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for body in [&[][..], &[0, 9, 1][..], &[0, 0, 0, 5, 0x40][..], &[0, 0, 0, 0, 33]] {
+        for body in [
+            &[][..],
+            &[0, 9, 1][..],
+            &[0, 0, 0, 5, 0x40][..],
+            &[0, 0, 0, 0, 33],
+        ] {
             assert!(scan_update(body, &mut |_, _| {}, &mut |_, _| {}).is_err());
         }
     }

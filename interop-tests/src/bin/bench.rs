@@ -205,7 +205,11 @@ fn real_main() -> BoxResult<bool> {
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
-        loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        loadavg
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     let mut md = report::markdown(&rows, &header);
     if args.fib && args.duts.contains(&DutKind::Gobgp) {
@@ -219,6 +223,9 @@ fn real_main() -> BoxResult<bool> {
         serde_json::to_string_pretty(&rows)?,
     )?;
     println!("{md}");
-    eprintln!("bench: wrote {}/report.{{md,svg}} and results.json", args.out.display());
+    eprintln!(
+        "bench: wrote {}/report.{{md,svg}} and results.json",
+        args.out.display()
+    );
     Ok(rows.iter().all(|r| r.ok))
 }
