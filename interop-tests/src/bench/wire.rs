@@ -272,7 +272,7 @@ mod tests {
     fn mp_reach_ipv4_is_counted() {
         // MP_REACH_NLRI (optional, 0x80) AFI 1 SAFI 1, next hop 4 bytes, reserved, 10.0.0.1/32.
         let attr = [
-            0x80, 14, 15, 0, 1, 1, 4, 10, 0, 0, 9, 0, 32, 10, 0, 0, 1, 24, 10, 1, 2,
+            0x80, 14, 18, 0, 1, 1, 4, 10, 0, 0, 9, 0, 32, 10, 0, 0, 1, 24, 10, 1, 2,
         ];
         let mut body = vec![0, 0, 0, attr.len() as u8];
         body.extend_from_slice(&attr);
