@@ -113,9 +113,11 @@ pub fn markdown(rows: &[RunResult], header: &str) -> String {
         "\nUp / first = first feeder OPEN sent → last feeder session Established / first UPDATE at \
          the monitor. Time = first feeder OPEN sent → last prefix held by the monitor (scenario \
          c: by every client). FIB time = first OPEN → the DUT namespace's kernel FIB holds every route \
-         (`/proc/PID/net/fib_triestat`, polled every 50 ms). CPU = DUT utime+stime over that \
+         (`/proc/PID/net/fib_triestat`, polled from the first OPEN with pauses of at least 50 ms \
+         and 10× the last read's cost). CPU = DUT utime+stime over that \
          window; peak RSS = VmHWM; bytes/route = (VmRSS after − VmRSS idle before the feeders) / \
-         routes. Harness CPU = this process (all feeders and the monitor) over the same window: \
+         routes. Harness CPU = this process (all feeders, the monitor and, with FIB, the kernel's trie \
+         walks for the polls) over the same window: \
          when it approaches the time column × 2 cores the feeders are the bottleneck. \
          Ratios are to BIRD in the same scenario and FIB mode (< 1 = less than BIRD)."
     );
