@@ -412,7 +412,20 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
             Some(backflow.clone())
         };
         tasks.push(tokio::spawn(async move {
-            let est = session::handshake(tcp, addr, asn, |t| first.record(t)).await?;
+            // A DUT may still refuse a session it is not ready for (BIRD resets connections
+            // to protocols still starting): reconnect and try again; the clock keeps running.
+            let mut tcp = Some(tcp);
+            let est = loop {
+                let conn = match tcp.take() {
+                    Some(c) => c,
+                    None => connect_retry(addr, target, deadline).await?,
+                };
+                match session::handshake(conn, addr, asn, |t| first.record(t)).await {
+                    Ok(est) => break est,
+                    Err(e) if Instant::now() >= deadline => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
             up.record_latest(Instant::now());
             let tx = est.run(tracker, errors, format!("feeder {addr}"));
             let _ = tx.send(Send::Bytes(stream, None));
