@@ -411,6 +411,7 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
         } else {
             Some(backflow.clone())
         };
+        let target = plan.target;
         tasks.push(tokio::spawn(async move {
             // A DUT may still refuse a session it is not ready for (BIRD resets connections
             // to protocols still starting): reconnect and try again; the clock keeps running.
