@@ -412,6 +412,7 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
             Some(backflow.clone())
         };
         let target = plan.target;
+        let plan_timeout = plan.timeout;
         tasks.push(tokio::spawn(async move {
             // A DUT may still refuse a session it is not ready for (BIRD resets connections
             // to protocols still starting): reconnect and try again; the clock keeps running.
@@ -421,10 +422,17 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
                     Some(c) => c,
                     None => connect_retry(addr, target, deadline).await?,
                 };
-                match session::handshake(conn, addr, asn, |t| first.record(t)).await {
-                    Ok(est) => break est,
-                    Err(e) if Instant::now() >= deadline => return Err(e),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                let hs = session::handshake(conn, addr, asn, |t| first.record(t));
+                match tokio::time::timeout_at(deadline.into(), hs).await {
+                    Ok(Ok(est)) => break est,
+                    Ok(Err(e)) if Instant::now() >= deadline => return Err(e),
+                    Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(_) => {
+                        return Err(BenchError::Timeout(format!(
+                            "feeder {addr}: no session within {:?}",
+                            plan_timeout
+                        )))
+                    }
                 }
             };
             up.record_latest(Instant::now());
