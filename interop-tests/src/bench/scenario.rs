@@ -338,7 +338,10 @@ async fn drive(plan: Plan) -> Result<Measured, BenchError> {
             )?);
         } else {
             let tcp = connect_retry(MONITOR_ADDR, plan.target, setup_deadline).await?;
-            let est = session::handshake(tcp, MONITOR_ADDR, MONITOR_AS, |_| {}).await?;
+            let hs = session::handshake(tcp, MONITOR_ADDR, MONITOR_AS, |_| {});
+            let est = tokio::time::timeout_at(setup_deadline.into(), hs)
+                .await
+                .map_err(|_| BenchError::Timeout("monitor session to the DUT".into()))??;
             _monitor_tx = Some(est.run(Some(t.clone()), errors.clone(), "monitor".into()));
         }
     }
