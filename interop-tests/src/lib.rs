@@ -4,6 +4,7 @@
 //! is owned by a guard whose `Drop` removes it, also when a test panics, and carries a unique
 //! name so tests can run in parallel.
 
+pub mod bench;
 pub mod bird;
 pub mod bramble;
 pub mod cni;
