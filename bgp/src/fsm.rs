@@ -229,6 +229,12 @@ impl Fsm {
         &self.cfg
     }
 
+    /// Capabilities for the OPENs sent from now on (e.g. the Restart State bit cleared once a
+    /// graceful restart is over, RFC 4724 §4.1).
+    pub fn set_capabilities(&mut self, caps: Vec<Capability>) {
+        self.cfg.capabilities = caps;
+    }
+
     /// The current state: the most advanced connection's, else Idle/Connect/Active.
     pub fn state(&self) -> State {
         self.conns

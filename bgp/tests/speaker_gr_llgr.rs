@@ -304,3 +304,84 @@ async fn without_llgr_configured_the_peers_capability_is_ignored() {
     })
     .await;
 }
+
+/// A hub with the raw peer and a Bramble spoke (127.0.0.3, no LLGR) as its neighbours.
+async fn hub_with_spoke() -> (SpeakerHandle, u16, SpeakerHandle) {
+    let port = free_port();
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut cfg = config(
+        SPEAKER_AS,
+        "10.255.0.1",
+        Some(listen),
+        vec![
+            peer(RAW_ADDR, RAW_AS, port, "127.0.0.1", true),
+            peer("127.0.0.3", 65003, port, "127.0.0.1", true),
+        ],
+    );
+    cfg.hold_time = 90;
+    let opts = GracefulOptions {
+        restarting: false,
+        selection_deferral: Duration::from_secs(360),
+        llgr_stale_time: OUR_LLST,
+    };
+    let hub = spawn_graceful(cfg, None, opts).await.unwrap();
+    let spoke = spawn_graceful(
+        config(
+            65003,
+            "10.255.0.3",
+            None,
+            vec![peer("127.0.0.1", SPEAKER_AS, port, "127.0.0.3", false)],
+        ),
+        None,
+        GracefulOptions::default(),
+    )
+    .await
+    .unwrap();
+    (hub, port, spoke)
+}
+
+async fn spoke_has(spoke: &SpeakerHandle, prefix: &str) -> bool {
+    let p: Prefix = prefix.parse().unwrap();
+    loc(spoke).await.iter().any(|r| r.prefix == p)
+}
+
+#[tokio::test]
+async fn long_lived_stale_routes_are_withheld_from_peers_without_llgr() {
+    let (h, port, spoke) = hub_with_spoke().await;
+    let mut raw = Raw::up(port, 1, Some(30)).await;
+    raw.send(&announce(NLRI1, false)).await;
+    wait_for("P1 at the spoke", || async { spoke_has(&spoke, P1).await }).await;
+    raw.crash();
+    // RFC 9494 §4.5: once P1 is long-lived stale the spoke (no LLGR capability) loses it,
+    // while the hub still holds it.
+    wait_for("P1 long-lived stale at the hub", || async {
+        route(&h, P1).await.is_some_and(|r| llgr_stale(&r))
+    })
+    .await;
+    wait_for("P1 withdrawn from the spoke", || async {
+        !spoke_has(&spoke, P1).await
+    })
+    .await;
+    assert!(route(&h, P1).await.is_some());
+}
+
+#[test]
+fn a_route_received_long_lived_stale_is_least_preferred() {
+    // RFC 9494 §4.3: LLGR_STALE on arrival means LOCAL_PREF 0, even over iBGP.
+    let attrs = bgp::wire::PathAttrs {
+        local_pref: Some(200),
+        communities: vec![bgp::wire::Community::LLGR_STALE],
+        ..Default::default()
+    };
+    let (out, reject) =
+        bgp::speaker::import_attrs(attrs, 64512, false, "10.255.0.1".parse().unwrap(), None);
+    assert!(reject.is_none());
+    assert_eq!(out.local_pref, Some(0));
+    let plain = bgp::wire::PathAttrs {
+        local_pref: Some(200),
+        ..Default::default()
+    };
+    let (out, _) =
+        bgp::speaker::import_attrs(plain, 64512, false, "10.255.0.1".parse().unwrap(), None);
+    assert_eq!(out.local_pref, Some(200));
+}

@@ -340,6 +340,19 @@ async fn restarting_speaker_defers_selection_until_end_of_rib() {
         "{}",
         info(&h).await
     );
+
+    // The restart is over: a session that comes up later must not claim one (RFC 4724 §4.1).
+    drop(raw);
+    wait_for("the session gone", || async {
+        h.status().await.unwrap()[0].state != "Established"
+    })
+    .await;
+    let raw = Raw::up(port, false).await;
+    let (r, _) = gr_capability(&raw.their_open).expect("GR capability in the second OPEN");
+    assert!(
+        !r,
+        "Restart State bit still set after the restart completed"
+    );
 }
 
 #[tokio::test]

@@ -101,6 +101,8 @@ pub struct SessionGone;
 
 pub(crate) enum Command {
     Start,
+    /// Capabilities for the OPENs sent from now on.
+    SetCapabilities(Vec<Capability>),
     Stop(Notification, oneshot::Sender<()>),
     Incoming(TcpStream),
 }
@@ -122,6 +124,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Start => f.write_str("Start"),
+            Command::SetCapabilities(c) => write!(f, "SetCapabilities({c:?})"),
             Command::Stop(n, _) => write!(f, "Stop({n:?})"),
             Command::Incoming(s) => write!(f, "Incoming({:?})", s.peer_addr().ok()),
         }
@@ -189,6 +192,13 @@ impl PeerHandle {
         {
             let _ = done.await;
         }
+    }
+
+    /// Replaces the capabilities of the OPENs the session sends from now on (the current
+    /// connection is not touched). Never waits; returns false when the task's command queue
+    /// is full or the task is gone.
+    pub fn set_capabilities(&self, caps: Vec<Capability>) -> bool {
+        self.cmds.try_send(Command::SetCapabilities(caps)).is_ok()
     }
 
     /// Starts the session (ManualStart). [`spawn_peer`] already starts it; this undoes

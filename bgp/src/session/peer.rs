@@ -171,6 +171,7 @@ impl PeerTask {
     async fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Start => self.input(Input::ManualStart),
+            Command::SetCapabilities(caps) => self.fsm.set_capabilities(caps),
             Command::Stop(n, ack) => {
                 info!(peer = %self.addr, "stopping: {}", n);
                 self.input(Input::ManualStop(Some(n)));

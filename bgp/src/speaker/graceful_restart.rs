@@ -201,6 +201,15 @@ impl Speaker {
         r.deferring = false;
         r.deadline = None;
         r.awaiting.clear();
+        // RFC 4724 §4.1: the Restart State bit is for the OPENs of the restart only; sessions
+        // that come up later (a peer that reconnects) must not claim a restart.
+        self.gr_options.restarting = false;
+        for slot in &self.peers {
+            let cfg = super::core::peer_config(&self.cfg, &slot.settings, &self.gr_options);
+            if !slot.handle.set_capabilities(cfg.capabilities) {
+                tracing::warn!(peer = %slot.address(), "cannot clear the Restart State bit");
+            }
+        }
         for idx in 0..self.peers.len() {
             let Some(families) = self.peers[idx]
                 .session

@@ -10,8 +10,8 @@ use crate::reflector::Reflection;
 use crate::rib::{Path, PathKey, PeerId, RouteAttrs, LOCAL_PEER};
 use crate::session::TrySend;
 use crate::wire::{
-    encode_announcements, encode_end_of_rib, encode_withdrawals, EncodeContext, Family, MpNextHop,
-    Nlri, Prefix,
+    encode_announcements, encode_end_of_rib, encode_withdrawals, Community, EncodeContext, Family,
+    LlgrCap, MpNextHop, Nlri, Prefix,
 };
 
 use super::core::Speaker;
@@ -344,6 +344,16 @@ fn export_for(
     }
     let session = slot.session.as_mut()?;
     if !session.negotiated.families.contains(&Family::of(&prefix)) {
+        return None;
+    }
+    // RFC 9494 §4.5: long-lived stale routes go only to peers that sent the LLGR capability.
+    if path
+        .attrs
+        .attrs
+        .communities
+        .contains(&Community::LLGR_STALE)
+        && LlgrCap::find(&session.negotiated.peer_open.capabilities).is_none()
+    {
         return None;
     }
     let decision = match slot

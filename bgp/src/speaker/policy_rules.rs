@@ -73,6 +73,13 @@ pub fn import_attrs(
         attrs.local_pref = None;
         reflector::strip_from_external(&mut attrs);
     }
+    // RFC 9494 §4.3: a route that arrives long-lived stale is least preferred.
+    if attrs
+        .communities
+        .contains(&crate::wire::Community::LLGR_STALE)
+    {
+        attrs.local_pref = Some(0);
+    }
     let looped = attrs
         .as_path
         .as_ref()
