@@ -1,8 +1,7 @@
 //! Block limits and borrowing, through the agent.
 //!
-//! Real cross-node borrowing needs two agents live on one shared store, i.e. the etcd store
-//! (not implemented yet): sled locks its directory, so only one agent can open it at a time.
-//! What sled does allow is two nodes taking turns on one store, and that exercises the same
+//! Cross-node borrowing between live agents runs on the etcd store (`etcd_borrow.rs`); sled
+//! locks its directory, so only one agent can open it at a time. What sled does allow is two nodes taking turns on one store, and that exercises the same
 //! allocator rules a shared store would: node A claims a block and leaves it partly free,
 //! node B (`max_blocks_per_node = 1`) fills its own block and then borrows A's free addresses.
 //!
