@@ -147,5 +147,7 @@ fn gobgp_over_the_limit_gets_cease_and_is_held_down() {
         },
     )
     .unwrap();
-    assert!(tripped.elapsed() >= Duration::from_secs(HOLD_DOWN));
+    // (No upper or lower bound on when it came back: `tripped` is when this test *saw* the
+    // NOTIFICATION, up to a poll and a `gobgp` call after Bramble sent it; the loop above
+    // already showed the session staying down for the hold-down less that slack.)
 }
