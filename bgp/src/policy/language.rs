@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::wire::{AsPath, AsSegment, Community, LargeCommunity, PathAttrs, Prefix, SegmentType};
+use crate::wire::{AsPath, Community, LargeCommunity, PathAttrs, Prefix};
 
 use super::patterns::{
     flat_asns, origin_as, path_length, AsPathPattern, CommunityPattern, LargeCommunityPattern,
@@ -140,29 +140,12 @@ impl Action {
             attrs.med = Some(med);
         }
         if export && self.prepend > 0 {
-            prepend(attrs, own_asn, self.prepend);
+            let path = attrs.as_path.get_or_insert_with(AsPath::default);
+            for _ in 0..self.prepend {
+                path.prepend(own_asn);
+            }
         }
         *attrs != before
-    }
-}
-
-/// RFC 4271 §5.1.2 style prepend of `asn`, `times` times (a new AS_SEQUENCE segment when
-/// the first is not a sequence or would pass 255 ASes).
-fn prepend(attrs: &mut PathAttrs, asn: u32, times: u8) {
-    let path = attrs.as_path.get_or_insert_with(AsPath::default);
-    for _ in 0..times {
-        match path.segments.first_mut() {
-            Some(seg) if seg.kind == SegmentType::Sequence && seg.asns.len() < 255 => {
-                seg.asns.insert(0, asn);
-            }
-            _ => path.segments.insert(
-                0,
-                AsSegment {
-                    kind: SegmentType::Sequence,
-                    asns: vec![asn],
-                },
-            ),
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::reflector::{self, Reflection, ReflectionLoop};
 use crate::rib::RouteAttrs;
-use crate::wire::{AsPath, AsSegment, Community, PathAttrs, SegmentType};
+use crate::wire::{AsPath, Community, PathAttrs};
 
 /// Why an imported path is not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +148,9 @@ pub fn export_attrs(
         // RFC 4271 §5.1.2: prepend our AS; §5.1.3: next hop self; §5.1.4: MED learned from
         // another AS is not passed on; §5.1.5: no LOCAL_PREF to eBGP; RFC 4456 §8:
         // ORIGINATOR_ID / CLUSTER_LIST stay inside the AS.
-        prepend(&mut out, to.local_asn);
+        out.as_path
+            .get_or_insert_with(AsPath::default)
+            .prepend(to.local_asn);
         next_hop = self_address(src.next_hop, to)?;
         link_local = None;
         if from != Source::Local {
@@ -219,28 +221,11 @@ fn self_address(like: IpAddr, to: &Target) -> Option<IpAddr> {
     }
 }
 
-/// RFC 4271 §5.1.2 (and RFC 6793: the path holds 4-octet AS numbers here; the codec
-/// substitutes AS_TRANS on 2-octet sessions).
-fn prepend(attrs: &mut PathAttrs, asn: u32) {
-    let path = attrs.as_path.get_or_insert_with(AsPath::default);
-    match path.segments.first_mut() {
-        Some(seg) if seg.kind == SegmentType::Sequence && seg.asns.len() < 255 => {
-            seg.asns.insert(0, asn);
-        }
-        _ => path.segments.insert(
-            0,
-            AsSegment {
-                kind: SegmentType::Sequence,
-                asns: vec![asn],
-            },
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wire::Origin;
+    use crate::wire::{AsSegment, SegmentType};
     use std::net::Ipv4Addr;
 
     const RID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);

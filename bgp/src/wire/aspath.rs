@@ -109,6 +109,24 @@ fn count(path: &AsPath) -> usize {
 }
 
 impl AsPath {
+    /// Puts `asn` in front (RFC 4271 §5.1.2): into the leading AS_SEQUENCE, or a new one when
+    /// the path starts with another segment type or the sequence already holds 255 ASes.
+    /// (RFC 6793: 4-octet numbers here; the codec substitutes AS_TRANS on 2-octet sessions.)
+    pub fn prepend(&mut self, asn: u32) {
+        match self.segments.first_mut() {
+            Some(seg) if seg.kind == SegmentType::Sequence && seg.asns.len() < 255 => {
+                seg.asns.insert(0, asn);
+            }
+            _ => self.segments.insert(
+                0,
+                AsSegment {
+                    kind: SegmentType::Sequence,
+                    asns: vec![asn],
+                },
+            ),
+        }
+    }
+
     /// Path length as RFC 4271 §9.1.2.2 a) and RFC 6793 §4.2.3 count it: an AS_SET counts 1,
     /// confederation segments 0 (RFC 5065 §5.3).
     pub fn length(&self) -> usize {
