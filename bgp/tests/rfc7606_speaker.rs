@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::raw::msg;
 use common::{allow_all, free_port, loc, wait_for};
 
 use std::net::{IpAddr, SocketAddr};
@@ -73,14 +74,6 @@ async fn route(h: &SpeakerHandle, prefix: &str) -> Option<RouteEntry> {
 }
 
 // ----- hand-built messages (RFC 4271 §4) -----
-
-fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0xff; 16];
-    m.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
-    m.push(kind);
-    m.extend_from_slice(body);
-    m
-}
 
 fn open(asn: u32) -> Vec<u8> {
     let caps: &[u8] = &[

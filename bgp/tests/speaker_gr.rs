@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::raw::{msg, RawPeer};
 use common::{allow_all, free_port, loc, wait_for};
 
 use std::net::{IpAddr, SocketAddr};
@@ -13,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use bgp::speaker::{spawn, PeerSettings, RouteEntry, SpeakerConfig, SpeakerHandle};
 use bgp::wire::{Family, Prefix};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 const SPEAKER_AS: u32 = 65001;
 const RAW_AS: u32 = 65002;
@@ -83,14 +82,6 @@ async fn info(h: &SpeakerHandle) -> String {
 
 // ----- hand-built messages (RFC 4271 §4) -----
 
-fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0xff; 16];
-    m.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
-    m.push(kind);
-    m.extend_from_slice(body);
-    m
-}
-
 /// OPEN with IPv4/IPv6 unicast, 4-octet AS and, if `gr` is given, the Graceful Restart
 /// capability (RFC 4724 §3) for IPv4 unicast: (restart state bit, forwarding state bit).
 fn open(gr: Option<(bool, bool, u16)>, hold: u16) -> Vec<u8> {
@@ -141,90 +132,26 @@ const NLRI2: [u8; 4] = [24, 10, 2, 0];
 
 // ----- the raw peer -----
 
-struct Raw {
-    s: TcpStream,
+type Raw = RawPeer;
+
+async fn raw_up(port: u16, gr: Option<(bool, bool, u16)>) -> Raw {
+    raw_up_with_hold(port, gr, 90).await
 }
 
-impl Raw {
-    /// Connects (retrying while the speaker's FSM is not yet accepting) and completes the
-    /// OPEN / KEEPALIVE exchange.
-    async fn up(port: u16, gr: Option<(bool, bool, u16)>) -> Raw {
-        Raw::up_with_hold(port, gr, 90).await
-    }
+/// As [`raw_up`] with the given Hold Time in the OPEN.
+async fn raw_up_with_hold(port: u16, gr: Option<(bool, bool, u16)>, hold: u16) -> Raw {
+    RawPeer::up(RAW_ADDR, port, &open(gr, hold)).await
+}
 
-    /// As [`Raw::up`] with the given Hold Time in the OPEN.
-    async fn up_with_hold(port: u16, gr: Option<(bool, bool, u16)>, hold: u16) -> Raw {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(raw) = Raw::try_up(port, gr, hold).await {
-                return raw;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the speaker never took the session"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn try_up(port: u16, gr: Option<(bool, bool, u16)>, hold: u16) -> Result<Raw, String> {
-        let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-        sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
-        sock.bind(format!("{RAW_ADDR}:0").parse().unwrap())
-            .map_err(|e| e.to_string())?;
-        let s = sock
-            .connect(format!("127.0.0.1:{port}").parse().unwrap())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut raw = Raw { s };
-        raw.send(&open(gr, hold)).await;
-        match raw.read(Duration::from_secs(3)).await {
-            Some((1, _)) => {}
-            other => return Err(format!("expected OPEN, got {other:?}")),
-        }
-        match raw.read(Duration::from_secs(3)).await {
-            Some((4, _)) => {}
-            other => return Err(format!("expected KEEPALIVE, got {other:?}")),
-        }
-        raw.send(&msg(4, &[])).await;
-        Ok(raw)
-    }
-
-    async fn send(&mut self, m: &[u8]) {
-        self.s.write_all(m).await.unwrap();
-    }
-
-    async fn read(&mut self, wait: Duration) -> Option<(u8, Vec<u8>)> {
-        let fut = async {
-            let mut hdr = [0u8; 19];
-            self.s.read_exact(&mut hdr).await.ok()?;
-            let len = usize::from(u16::from_be_bytes([hdr[16], hdr[17]]));
-            let mut body = vec![0u8; len.checked_sub(19)?];
-            self.s.read_exact(&mut body).await.ok()?;
-            Some((hdr[18], body))
-        };
-        tokio::time::timeout(wait, fut).await.ok().flatten()
-    }
-
-    /// Announces both test routes and waits until the speaker has them.
-    async fn announce_both(&mut self, h: &SpeakerHandle) {
-        let mut nlri = NLRI1.to_vec();
-        nlri.extend_from_slice(&NLRI2);
-        self.send(&update(&attrs(), &nlri)).await;
-        wait_for("both routes in the Loc-RIB", || async {
-            route(h, P1).await.is_some() && route(h, P2).await.is_some()
-        })
-        .await;
-    }
-
-    /// A TCP-level drop: RST, no NOTIFICATION (what a crashed process leaves behind).
-    fn crash(self) {
-        let std = self.s.into_std().unwrap();
-        socket2::SockRef::from(&std)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(std);
-    }
+/// Announces both test routes and waits until the speaker has them.
+async fn announce_both(raw: &mut Raw, h: &SpeakerHandle) {
+    let mut nlri = NLRI1.to_vec();
+    nlri.extend_from_slice(&NLRI2);
+    raw.send(&update(&attrs(), &nlri)).await;
+    wait_for("both routes in the Loc-RIB", || async {
+        route(h, P1).await.is_some() && route(h, P2).await.is_some()
+    })
+    .await;
 }
 
 async fn is_stale(h: &SpeakerHandle, prefix: &str) -> bool {
@@ -236,8 +163,8 @@ async fn is_stale(h: &SpeakerHandle, prefix: &str) -> bool {
 #[tokio::test]
 async fn routes_stay_stale_for_the_restart_time_then_go() {
     let (h, port) = speaker().await;
-    let mut raw = Raw::up(port, Some((false, true, RESTART))).await;
-    raw.announce_both(&h).await;
+    let mut raw = raw_up(port, Some((false, true, RESTART))).await;
+    announce_both(&mut raw, &h).await;
     assert_eq!(route(&h, P1).await.unwrap().note, None);
     let dropped = Instant::now();
     raw.crash();
@@ -268,12 +195,12 @@ async fn routes_stay_stale_for_the_restart_time_then_go() {
 #[tokio::test]
 async fn end_of_rib_removes_only_what_was_not_reannounced() {
     let (h, port) = speaker().await;
-    let mut raw = Raw::up(port, Some((false, true, RESTART_LONG))).await;
-    raw.announce_both(&h).await;
+    let mut raw = raw_up(port, Some((false, true, RESTART_LONG))).await;
+    announce_both(&mut raw, &h).await;
     raw.crash();
     wait_for("routes marked stale", || async { is_stale(&h, P1).await }).await;
     // The peer is back within its restart time, forwarding state preserved.
-    let mut raw = Raw::up(port, Some((true, true, RESTART_LONG))).await;
+    let mut raw = raw_up(port, Some((true, true, RESTART_LONG))).await;
     raw.send(&update(&attrs(), &NLRI1)).await;
     wait_for("re-announced route no longer stale", || async {
         route(&h, P1).await.is_some_and(|r| r.note.is_none())
@@ -300,12 +227,12 @@ async fn end_of_rib_removes_only_what_was_not_reannounced() {
 #[tokio::test]
 async fn forwarding_bit_clear_on_return_drops_stale_routes_at_once() {
     let (h, port) = speaker().await;
-    let mut raw = Raw::up(port, Some((false, true, RESTART_LONG))).await;
-    raw.announce_both(&h).await;
+    let mut raw = raw_up(port, Some((false, true, RESTART_LONG))).await;
+    announce_both(&mut raw, &h).await;
     raw.crash();
     wait_for("routes marked stale", || async { is_stale(&h, P1).await }).await;
     // RFC 4724 §4.2: back, but the F bit for IPv4 unicast is clear.
-    let _raw = Raw::up(port, Some((true, false, RESTART_LONG))).await;
+    let _raw = raw_up(port, Some((true, false, RESTART_LONG))).await;
     let back = Instant::now();
     wait_for("stale routes dropped on the new OPEN", || async {
         route(&h, P1).await.is_none() && route(&h, P2).await.is_none()
@@ -319,8 +246,8 @@ async fn forwarding_bit_clear_on_return_drops_stale_routes_at_once() {
 #[tokio::test]
 async fn a_notification_ends_graceful_restart() {
     let (h, port) = speaker().await;
-    let mut raw = Raw::up(port, Some((false, true, RESTART))).await;
-    raw.announce_both(&h).await;
+    let mut raw = raw_up(port, Some((false, true, RESTART))).await;
+    announce_both(&mut raw, &h).await;
     // Cease / Administrative Shutdown; no N bit was negotiated (RFC 8538 §3).
     raw.send(&msg(3, &[6, 2])).await;
     drop(raw);
@@ -334,8 +261,8 @@ async fn a_notification_ends_graceful_restart() {
 #[tokio::test]
 async fn without_the_capability_routes_go_at_once() {
     let (h, port) = speaker().await;
-    let mut raw = Raw::up(port, None).await;
-    raw.announce_both(&h).await;
+    let mut raw = raw_up(port, None).await;
+    announce_both(&mut raw, &h).await;
     let dropped = Instant::now();
     raw.crash();
     wait_for("routes removed at once", || async {
@@ -350,8 +277,8 @@ async fn without_the_capability_routes_go_at_once() {
 async fn hold_timer_expiry_keeps_the_routes() {
     let (h, port) = speaker().await;
     // Hold Time 3 s, and the raw peer never sends another KEEPALIVE.
-    let mut raw = Raw::up_with_hold(port, Some((false, true, RESTART_LONG)), 3).await;
-    raw.announce_both(&h).await;
+    let mut raw = raw_up_with_hold(port, Some((false, true, RESTART_LONG)), 3).await;
+    announce_both(&mut raw, &h).await;
     wait_for("hold timer expiry", || async {
         h.status().await.unwrap()[0].state != "Established"
     })

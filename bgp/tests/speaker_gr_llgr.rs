@@ -8,15 +8,14 @@
 
 mod common;
 
+use common::raw::{msg, RawPeer};
 use common::{config, free_port, loc, peer, wait_for};
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bgp::speaker::{spawn_graceful, GracefulOptions, RouteEntry, SpeakerHandle};
 use bgp::wire::Prefix;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 const SPEAKER_AS: u32 = 65001;
 const RAW_AS: u32 = 65002;
@@ -68,14 +67,6 @@ async fn info(h: &SpeakerHandle) -> String {
 }
 
 // ----- hand-built messages (RFC 4271 §4) -----
-
-fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0xff; 16];
-    m.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
-    m.push(kind);
-    m.extend_from_slice(body);
-    m
-}
 
 /// OPEN with IPv4 unicast, 4-octet AS, GR (restart time `restart`, F bit set) and LLGR for
 /// IPv4 unicast with Long-lived Stale Time `llst` (RFC 9494 §3), F bit set.
@@ -145,88 +136,16 @@ fn llgr_value(open_body: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-struct Raw {
-    s: TcpStream,
-    their_open: Vec<u8>,
-}
+type Raw = RawPeer;
 
-impl Raw {
-    async fn up(port: u16, restart: u16, llst: Option<u32>) -> Raw {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(raw) = Raw::try_up(port, restart, llst).await {
-                return raw;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the speaker never took the session"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn try_up(port: u16, restart: u16, llst: Option<u32>) -> Result<Raw, String> {
-        let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-        sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
-        sock.bind(format!("{RAW_ADDR}:0").parse().unwrap())
-            .map_err(|e| e.to_string())?;
-        let s = sock
-            .connect(format!("127.0.0.1:{port}").parse().unwrap())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut raw = Raw {
-            s,
-            their_open: Vec::new(),
-        };
-        raw.s
-            .write_all(&open(restart, llst))
-            .await
-            .map_err(|e| e.to_string())?;
-        match raw.read().await {
-            Some((1, body)) => raw.their_open = body,
-            other => return Err(format!("expected OPEN, got {other:?}")),
-        }
-        match raw.read().await {
-            Some((4, _)) => {}
-            other => return Err(format!("expected KEEPALIVE, got {other:?}")),
-        }
-        raw.send(&msg(4, &[])).await;
-        Ok(raw)
-    }
-
-    async fn send(&mut self, m: &[u8]) {
-        self.s.write_all(m).await.unwrap();
-    }
-
-    async fn read(&mut self) -> Option<(u8, Vec<u8>)> {
-        let fut = async {
-            let mut hdr = [0u8; 19];
-            self.s.read_exact(&mut hdr).await.ok()?;
-            let len = usize::from(u16::from_be_bytes([hdr[16], hdr[17]]));
-            let mut body = vec![0u8; len.checked_sub(19)?];
-            self.s.read_exact(&mut body).await.ok()?;
-            Some((hdr[18], body))
-        };
-        tokio::time::timeout(Duration::from_secs(3), fut)
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// A TCP-level drop: RST, no NOTIFICATION (what a crashed process leaves behind).
-    fn crash(self) {
-        let std = self.s.into_std().unwrap();
-        socket2::SockRef::from(&std)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(std);
-    }
+async fn raw_up(port: u16, restart: u16, llst: Option<u32>) -> Raw {
+    RawPeer::up(RAW_ADDR, port, &open(restart, llst)).await
 }
 
 #[tokio::test]
 async fn llgr_keeps_routes_after_the_restart_time_except_no_llgr_ones() {
     let (h, port) = speaker(OUR_LLST).await;
-    let mut raw = Raw::up(port, 1, Some(4)).await;
+    let mut raw = raw_up(port, 1, Some(4)).await;
     // Our LLGR capability: IPv4 and IPv6 unicast, F bit clear, stale time 3600.
     let t = OUR_LLST.to_be_bytes();
     assert_eq!(
@@ -268,7 +187,7 @@ async fn llgr_keeps_routes_after_the_restart_time_except_no_llgr_ones() {
 #[tokio::test]
 async fn a_peer_back_during_llgr_refreshes_its_routes() {
     let (h, port) = speaker(OUR_LLST).await;
-    let mut raw = Raw::up(port, 1, Some(120)).await;
+    let mut raw = raw_up(port, 1, Some(120)).await;
     raw.send(&announce(NLRI1, false)).await;
     wait_for("P1", || async { route(&h, P1).await.is_some() }).await;
     raw.crash();
@@ -277,7 +196,7 @@ async fn a_peer_back_during_llgr_refreshes_its_routes() {
     })
     .await;
     // Back (LLGR F bit set): the route stays until the peer refreshes it.
-    let mut raw = Raw::up(port, 1, Some(120)).await;
+    let mut raw = raw_up(port, 1, Some(120)).await;
     assert!(route(&h, P1).await.is_some());
     raw.send(&announce(NLRI1, false)).await;
     raw.send(&end_of_rib()).await;
@@ -294,7 +213,7 @@ async fn a_peer_back_during_llgr_refreshes_its_routes() {
 #[tokio::test]
 async fn without_llgr_configured_the_peers_capability_is_ignored() {
     let (h, port) = speaker(0).await;
-    let mut raw = Raw::up(port, 1, Some(120)).await;
+    let mut raw = raw_up(port, 1, Some(120)).await;
     assert_eq!(llgr_value(&raw.their_open), None);
     raw.send(&announce(NLRI1, false)).await;
     wait_for("P1", || async { route(&h, P1).await.is_some() }).await;
@@ -348,7 +267,7 @@ async fn spoke_has(spoke: &SpeakerHandle, prefix: &str) -> bool {
 #[tokio::test]
 async fn long_lived_stale_routes_are_withheld_from_peers_without_llgr() {
     let (h, port, spoke) = hub_with_spoke().await;
-    let mut raw = Raw::up(port, 1, Some(30)).await;
+    let mut raw = raw_up(port, 1, Some(30)).await;
     raw.send(&announce(NLRI1, false)).await;
     wait_for("P1 at the spoke", || async { spoke_has(&spoke, P1).await }).await;
     raw.crash();

@@ -7,16 +7,15 @@
 
 mod common;
 
+use common::raw::{msg, RawPeer};
 use common::{config, free_port, peer, wait_for};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bgp::speaker::{spawn, spawn_graceful, Announce, FibSink, GracefulOptions, SpeakerHandle};
 use bgp::wire::Prefix;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 const SPEAKER_AS: u32 = 65001;
 const RAW_AS: u32 = 65002;
@@ -98,14 +97,6 @@ async fn start(restarting: bool, deferral: Duration) -> (SpeakerHandle, u16, Rec
 
 // ----- hand-built messages (RFC 4271 §4) -----
 
-fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0xff; 16];
-    m.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
-    m.push(kind);
-    m.extend_from_slice(body);
-    m
-}
-
 /// OPEN with IPv4/IPv6 unicast, 4-octet AS and the Graceful Restart capability (RFC 4724
 /// §3) for both families with the given Restart State bit.
 fn open(restarting: bool) -> Vec<u8> {
@@ -179,86 +170,10 @@ fn gr_capability(open_body: &[u8]) -> Option<(bool, Vec<(u16, bool)>)> {
 
 // ----- the raw peer -----
 
-struct Raw {
-    s: TcpStream,
-    /// The speaker's OPEN body.
-    their_open: Vec<u8>,
-}
+type Raw = RawPeer;
 
-impl Raw {
-    async fn up(port: u16, restarting: bool) -> Raw {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(raw) = Raw::try_up(port, restarting).await {
-                return raw;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the speaker never took the session"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn try_up(port: u16, restarting: bool) -> Result<Raw, String> {
-        let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-        sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
-        sock.bind(format!("{RAW_ADDR}:0").parse().unwrap())
-            .map_err(|e| e.to_string())?;
-        let s = sock
-            .connect(format!("127.0.0.1:{port}").parse().unwrap())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut raw = Raw {
-            s,
-            their_open: Vec::new(),
-        };
-        raw.send(&open(restarting)).await;
-        match raw.read(Duration::from_secs(3)).await {
-            Some((1, body)) => raw.their_open = body,
-            other => return Err(format!("expected OPEN, got {other:?}")),
-        }
-        match raw.read(Duration::from_secs(3)).await {
-            Some((4, _)) => {}
-            other => return Err(format!("expected KEEPALIVE, got {other:?}")),
-        }
-        raw.send(&msg(4, &[])).await;
-        Ok(raw)
-    }
-
-    async fn send(&mut self, m: &[u8]) {
-        self.s.write_all(m).await.unwrap();
-    }
-
-    async fn read(&mut self, wait: Duration) -> Option<(u8, Vec<u8>)> {
-        let fut = async {
-            let mut hdr = [0u8; 19];
-            self.s.read_exact(&mut hdr).await.ok()?;
-            let len = usize::from(u16::from_be_bytes([hdr[16], hdr[17]]));
-            let mut body = vec![0u8; len.checked_sub(19)?];
-            self.s.read_exact(&mut body).await.ok()?;
-            Some((hdr[18], body))
-        };
-        tokio::time::timeout(wait, fut).await.ok().flatten()
-    }
-
-    /// The UPDATE bodies the speaker sends within `wait` (KEEPALIVEs skipped).
-    async fn updates(&mut self, wait: Duration) -> Vec<Vec<u8>> {
-        let until = tokio::time::Instant::now() + wait;
-        let mut out = Vec::new();
-        loop {
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return out;
-            }
-            match self.read(left).await {
-                Some((2, body)) => out.push(body),
-                Some((4, _)) => {}
-                Some(other) => panic!("unexpected message {other:?}"),
-                None => return out,
-            }
-        }
-    }
+async fn raw_up(port: u16, restarting: bool) -> Raw {
+    RawPeer::up(RAW_ADDR, port, &open(restarting)).await
 }
 
 fn is_end_of_rib(body: &[u8]) -> bool {
@@ -282,7 +197,7 @@ async fn restarting_speaker_defers_selection_until_end_of_rib() {
         "{}",
         info(&h).await
     );
-    let mut raw = Raw::up(port, false).await;
+    let mut raw = raw_up(port, false).await;
 
     // RFC 4724 §3: Restart State bit, Forwarding State bit for both families.
     let (r, fams) = gr_capability(&raw.their_open).expect("GR capability in the OPEN");
@@ -347,7 +262,7 @@ async fn restarting_speaker_defers_selection_until_end_of_rib() {
         h.status().await.unwrap()[0].state != "Established"
     })
     .await;
-    let raw = Raw::up(port, false).await;
+    let raw = raw_up(port, false).await;
     let (r, _) = gr_capability(&raw.their_open).expect("GR capability in the second OPEN");
     assert!(
         !r,
@@ -358,7 +273,7 @@ async fn restarting_speaker_defers_selection_until_end_of_rib() {
 #[tokio::test]
 async fn selection_deferral_timer_ends_the_wait() {
     let (h, port, fib) = start(true, Duration::from_secs(2)).await;
-    let mut raw = Raw::up(port, false).await;
+    let mut raw = raw_up(port, false).await;
     raw.send(&route_update()).await;
     // No End-of-RIB ever: the timer (RFC 4724 §4.1 (b)) lets selection go ahead.
     let out = raw.updates(Duration::from_secs(8)).await;
@@ -378,7 +293,7 @@ async fn selection_deferral_timer_ends_the_wait() {
 async fn a_peer_that_is_itself_restarting_is_not_waited_for() {
     let (h, port, fib) = start(true, Duration::from_secs(120)).await;
     // The peer sets the Restart State bit: RFC 4724 §4.1 excludes it from the wait.
-    let mut raw = Raw::up(port, true).await;
+    let mut raw = raw_up(port, true).await;
     let out = raw.updates(Duration::from_secs(2)).await;
     assert!(out.iter().any(|b| announces_local(b)), "{out:?}");
     assert!(out.iter().any(|b| is_end_of_rib(b)), "{out:?}");
@@ -392,7 +307,7 @@ async fn a_peer_that_is_itself_restarting_is_not_waited_for() {
 #[tokio::test]
 async fn a_fresh_start_neither_sets_the_bits_nor_waits() {
     let (h, port, fib) = start(false, Duration::from_secs(120)).await;
-    let mut raw = Raw::up(port, false).await;
+    let mut raw = raw_up(port, false).await;
     let (r, fams) = gr_capability(&raw.their_open).expect("GR capability in the OPEN");
     assert!(!r);
     assert_eq!(fams, vec![(1, false), (2, false)]);

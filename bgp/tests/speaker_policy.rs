@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::raw::{msg, RawPeer};
 use common::{allow_all, config, established, free_port, loc, peer, wait_for};
 
 use std::net::{IpAddr, SocketAddr};
@@ -14,8 +15,6 @@ use std::time::{Duration, Instant};
 use bgp::policy::{Action, Filter, Match, Policy, Rule};
 use bgp::speaker::{spawn, Announce, RouteEntry, SpeakerHandle, TableKind};
 use bgp::wire::{Community, Prefix};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 fn policy(name: &str, rules: Vec<Rule>) -> Filter {
     Filter {
@@ -223,14 +222,6 @@ async fn import_and_export_policy_change_without_session_reset() {
 const RAW_AS: u32 = 65005;
 const RAW_ADDR: &str = "127.0.0.5";
 
-fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0xff; 16];
-    m.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
-    m.push(kind);
-    m.extend_from_slice(body);
-    m
-}
-
 /// OPEN: IPv4 unicast, route refresh (2), enhanced route refresh (70), 4-octet AS.
 fn open() -> Vec<u8> {
     let mut cap = vec![1, 4, 0, 1, 0, 1, 2, 0, 70, 0, 65, 4];
@@ -263,83 +254,37 @@ fn refresh(subtype: u8) -> Vec<u8> {
     msg(5, &[0, 1, subtype, 1])
 }
 
-struct Raw {
-    s: TcpStream,
+type Raw = RawPeer;
+
+async fn raw_up(port: u16) -> Raw {
+    let raw = RawPeer::up(RAW_ADDR, port, &open()).await;
+    // The speaker advertises enhanced route refresh (capability 70, RFC 7313 §3).
+    assert!(
+        raw.their_open.windows(2).any(|w| w == [70, 0]),
+        "no capability 70 in {:?}",
+        raw.their_open
+    );
+    raw
 }
 
-impl Raw {
-    async fn up(port: u16) -> Raw {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(raw) = Raw::try_up(port).await {
-                return raw;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the speaker never took the session"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn try_up(port: u16) -> Option<Raw> {
-        let sock = TcpSocket::new_v4().ok()?;
-        sock.set_reuseaddr(true).ok()?;
-        sock.bind(format!("{RAW_ADDR}:0").parse().ok()?).ok()?;
-        let s = sock
-            .connect(format!("127.0.0.1:{port}").parse().ok()?)
-            .await
-            .ok()?;
-        let mut raw = Raw { s };
-        raw.send(&open()).await;
-        let (kind, body) = raw.read(Duration::from_secs(3)).await?;
-        if kind != 1 {
-            return None;
-        }
-        // The speaker advertises enhanced route refresh (capability 70, RFC 7313 §3).
-        assert!(
-            body.windows(2).any(|w| w == [70, 0]),
-            "no capability 70 in {body:?}"
-        );
-        raw.send(&msg(4, &[])).await;
-        Some(raw)
-    }
-
-    async fn send(&mut self, m: &[u8]) {
-        self.s.write_all(m).await.unwrap();
-    }
-
-    async fn read(&mut self, wait: Duration) -> Option<(u8, Vec<u8>)> {
-        let fut = async {
-            let mut hdr = [0u8; 19];
-            self.s.read_exact(&mut hdr).await.ok()?;
-            let len = usize::from(u16::from_be_bytes([hdr[16], hdr[17]]));
-            let mut body = vec![0u8; len.checked_sub(19)?];
-            self.s.read_exact(&mut body).await.ok()?;
-            Some((hdr[18], body))
+/// Messages other than KEEPALIVE until `stop` says so (or 10 s).
+async fn collect(raw: &mut Raw, stop: impl Fn(&(u8, Vec<u8>)) -> bool) -> Vec<(u8, Vec<u8>)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        let Some(m) = raw.read(Duration::from_secs(1)).await else {
+            continue;
         };
-        tokio::time::timeout(wait, fut).await.ok().flatten()
-    }
-
-    /// Messages other than KEEPALIVE until `stop` says so (or 10 s).
-    async fn collect(&mut self, stop: impl Fn(&(u8, Vec<u8>)) -> bool) -> Vec<(u8, Vec<u8>)> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut out = Vec::new();
-        while Instant::now() < deadline {
-            let Some(m) = self.read(Duration::from_secs(1)).await else {
-                continue;
-            };
-            if m.0 == 4 {
-                continue;
-            }
-            let done = stop(&m);
-            out.push(m);
-            if done {
-                break;
-            }
+        if m.0 == 4 {
+            continue;
         }
-        out
+        let done = stop(&m);
+        out.push(m);
+        if done {
+            break;
+        }
     }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,9 +304,9 @@ async fn enhanced_route_refresh_both_ways() {
     .await
     .unwrap()
     .unwrap();
-    let mut raw = Raw::up(port).await;
+    let mut raw = raw_up(port).await;
     // The initial table, then End-of-RIB (an empty UPDATE).
-    let initial = raw.collect(|(k, b)| *k == 2 && b.len() == 4).await;
+    let initial = collect(&mut raw, |(k, b)| *k == 2 && b.len() == 4).await;
     assert!(initial.iter().any(|(k, b)| *k == 2 && b.len() > 4));
     let since = session(&h).await;
 
@@ -393,7 +338,7 @@ async fn enhanced_route_refresh_both_ways() {
 
     // We answer a refresh request with BoRR, the routes, EoRR.
     raw.send(&refresh(0)).await;
-    let answer = raw.collect(|(k, b)| *k == 5 && b.get(2) == Some(&2)).await;
+    let answer = collect(&mut raw, |(k, b)| *k == 5 && b.get(2) == Some(&2)).await;
     let kinds: Vec<(u8, Option<u8>)> = answer
         .iter()
         .map(|(k, b)| (*k, (*k == 5).then(|| b[2])))
@@ -409,7 +354,7 @@ async fn enhanced_route_refresh_both_ways() {
 
     // And we can ask the peer: our ROUTE-REFRESH request arrives.
     assert_eq!(h.refresh_in(raw_ip).await.unwrap().unwrap(), 1);
-    let asked = raw.collect(|(k, _)| *k == 5).await;
+    let asked = collect(&mut raw, |(k, _)| *k == 5).await;
     assert_eq!(
         asked.last().map(|(k, b)| (*k, b.clone())),
         Some((5, vec![0, 1, 0, 1]))

@@ -1,6 +1,8 @@
 //! Helpers shared by the speaker tests: ports, filters, peer and speaker settings, polling.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
