@@ -11,6 +11,7 @@ command -v sysctl >/dev/null || need+=(procps)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v openssl >/dev/null || need+=(openssl)   # throw-away etcd TLS certificates in tests
 command -v cc >/dev/null || need+=(build-essential)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if ((${#need[@]})) || [[ "${BRAMBLE_APT_UPDATE:-}" == 1 ]]; then
