@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ipam::{
-    Allocator, Entry, IpamConfig, MemoryStore, Pool, Revision, SledStore, Store, StoreError,
+    Allocator, Entry, IpamConfig, MemoryStore, Pool, Revision, SledStore, Store, StoreError, Write,
 };
 
 /// SledStore without the durability flush: shows what the fsync costs.
@@ -24,6 +24,9 @@ impl Store for NoFlush {
         new: Option<Vec<u8>>,
     ) -> Result<Revision, StoreError> {
         self.0.compare_and_swap(key, expected, new)
+    }
+    fn transact(&self, writes: &[Write]) -> Result<Revision, StoreError> {
+        self.0.transact(writes)
     }
     fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
         self.0.list(prefix)

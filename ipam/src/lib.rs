@@ -63,7 +63,7 @@ pub mod store;
 pub use addr::Family;
 pub use allocator::{
     Allocation, Allocator, BlockIssue, BlockIssueKind, BlockUsage, CheckReport, DanglingHandle,
-    LeakReason, LeakedAllocation, PoolUsage, Released, Request, MAX_ATTEMPTS,
+    LeakReason, LeakedAllocation, PoolUsage, Released, Request, MAX_ATTEMPTS, MAX_BATCH,
 };
 pub use block::{AllocRecord, Block};
 pub use config::{
@@ -73,5 +73,5 @@ pub use config::{
 pub use error::IpamError;
 pub use records::{AffinityRecord, AffinityState, HandleAddr, HandleRecord};
 pub use store::{
-    Entry, EtcdOptions, EtcdStore, MemoryStore, Revision, SledStore, Store, StoreError,
+    Entry, EtcdOptions, EtcdStore, MemoryStore, Revision, SledStore, Store, StoreError, Write,
 };

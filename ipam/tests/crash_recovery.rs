@@ -114,15 +114,46 @@ fn check_release_resolves_pending_affinity_without_allocating() {
 }
 
 #[test]
-fn crash_between_handle_and_block_write() {
+fn crash_during_an_allocation_leaves_nothing_behind() {
     let inner = memory();
     let faulty = Arc::new(FaultyStore::new(inner.clone()));
     let c = cfg(&[("10.0.0.0/24", 26)]);
     let a = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
     a.allocate(&Request::new("first")).unwrap();
-    // Die when updating the (existing) block with the second allocation.
+    // Die when updating the (existing) block with the second allocation: the handle record
+    // goes in the same transaction, so neither is written.
     faulty.fail_when(|key, expected, _| key.starts_with("blocks/") && expected.is_some());
     assert!(a.allocate(&Request::new("h2")).is_err());
+    assert!(inner.get("handles/h2").unwrap().is_none());
+    let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
+    assert!(restarted.check(None).unwrap().is_clean());
+    assert!(restarted.handle_allocations("h2").unwrap().is_empty());
+    // Retrying the allocation (what CNI does) gets the next address.
+    let got = restarted.allocate(&Request::new("h2")).unwrap();
+    assert_eq!(got.ip, ip("10.0.0.1"));
+    assert!(restarted.check(None).unwrap().is_clean());
+}
+
+#[test]
+fn dangling_handle_entry_is_ignored_reported_and_overwritten() {
+    // What a crash between the two writes of an older version left: a handle entry naming
+    // an address its block does not carry.
+    let inner = memory();
+    let c = cfg(&[("10.0.0.0/24", 26)]);
+    let a = Allocator::new(inner.clone(), "n1", c.clone()).unwrap();
+    a.allocate(&Request::new("first")).unwrap();
+    let mut rec = ipam::HandleRecord::default();
+    rec.set(
+        ipam::Family::V4,
+        Some(ipam::HandleAddr {
+            ip: ip("10.0.0.1"),
+            block: "10.0.0.0/26".parse().unwrap(),
+            seq: 2,
+        }),
+    );
+    inner
+        .compare_and_swap("handles/h2", None, Some(serde_json::to_vec(&rec).unwrap()))
+        .unwrap();
     let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
     let report = restarted.check(None).unwrap();
     assert_eq!(report.dangling_handles.len(), 1);

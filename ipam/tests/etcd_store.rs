@@ -2,6 +2,8 @@
 //! listing, durability across an etcd restart, the time bound when etcd does not answer, and
 //! the allocator running on it from several nodes at once.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +54,12 @@ fn compare_and_swap_follows_mod_revisions() {
 
     // The key really lives under the prefix.
     assert_eq!(cluster.keys("/t1/").unwrap(), vec!["/t1/k"]);
+}
+
+#[test]
+fn transactions_are_all_or_nothing() {
+    let cluster = EtcdCluster::single().unwrap();
+    common::check_transact(&store(&cluster, "/tx/"));
 }
 
 #[test]

@@ -44,6 +44,13 @@ impl Allocator {
                 out.push(block);
             }
         }
+        *self.own_cache() = super::OwnCache {
+            complete: true,
+            blocks: out
+                .iter()
+                .map(|(b, rev)| (b.cidr.to_string(), (b.clone(), *rev)))
+                .collect(),
+        };
         Ok(out)
     }
 
@@ -94,7 +101,7 @@ impl Allocator {
             Err(e) => return Err(e),
         };
         let block = Block::new(cidr, Some(self.node.clone()));
-        let brev = match self.put_rec(&keys::block(cidr), None, Some(&block)) {
+        let brev = match self.put_block(&block, None) {
             Ok(rev) => rev,
             Err(e) if e.is_conflict() => {
                 tracing::debug!(node = %self.node, block = %cidr, "lost block claim race");

@@ -1,13 +1,14 @@
 //! Allocation: by handle, automatic or of a specific address.
 //!
-//! Order of writes: the handle record first (naming the address and the sequence number it is
-//! about to get), then the block (CAS on the revision read). A crash in between leaves a handle
-//! entry whose block does not carry it; it is ignored, overwritten by the next allocation for
-//! that handle, and reported by `check`.
+//! The handle record (naming the address and its sequence number) and the block are written in
+//! one store transaction, each compared on the revision read, so an allocation is all there or
+//! not at all. (Older versions wrote the handle first; a handle entry whose block does not
+//! carry it is still ignored, overwritten by the next allocation for that handle, and reported
+//! by `check`.)
 
 use std::net::IpAddr;
 
-use super::{conflict, Allocation, Allocator, Request};
+use super::{conflict, write_rec, Allocation, Allocator, Request};
 use crate::addr::{self, Family};
 use crate::block::Block;
 use crate::config::Pool;
@@ -34,6 +35,13 @@ impl Allocator {
     /// block for this node if nobody has it (ignoring `max_blocks_per_node`).
     /// Returns once the store has made the allocation durable.
     pub fn allocate(&self, req: &Request) -> Result<Allocation, IpamError> {
+        self.allocate_many(std::slice::from_ref(req))
+            .pop()
+            .unwrap_or_else(|| self.allocate_slow(req))
+    }
+
+    /// [`Allocator::allocate`] from fresh reads of the store.
+    pub(super) fn allocate_slow(&self, req: &Request) -> Result<Allocation, IpamError> {
         if req.handle.is_empty() {
             return Err(IpamError::InvalidHandle(req.handle.clone()));
         }
@@ -94,7 +102,7 @@ impl Allocator {
         ))
     }
 
-    fn allocation(
+    pub(super) fn allocation(
         &self,
         block: &Block,
         ip: IpAddr,
@@ -170,7 +178,11 @@ impl Allocator {
         })
     }
 
-    fn candidate_pools(&self, family: Family, req: &Request) -> Result<Vec<&Pool>, IpamError> {
+    pub(super) fn candidate_pools(
+        &self,
+        family: Family,
+        req: &Request,
+    ) -> Result<Vec<&Pool>, IpamError> {
         if let Some(cidr) = req.pool {
             let pool = self
                 .cfg
@@ -236,7 +248,7 @@ impl Allocator {
         self.commit(req, Family::of_ip(ip), handle, block, rev, ordinal)
     }
 
-    /// Writes the handle entry, then the block.
+    /// Writes the handle entry and the block in one transaction.
     fn commit(
         &self,
         req: &Request,
@@ -257,16 +269,20 @@ impl Allocator {
                 seq,
             }),
         );
-        self.put_rec(&handle.key, handle.rev, Some(&rec))?;
         let assigned = block.assign(ordinal, &req.handle, &self.node, req.attrs.clone());
         debug_assert_eq!(assigned, seq);
-        self.put_rec(&keys::block(block.cidr), Some(rev), Some(&block))?;
+        let writes = [
+            write_rec(&handle.key, handle.rev, Some(&rec))?,
+            write_rec(&keys::block(block.cidr), Some(rev), Some(&block))?,
+        ];
+        let written = self.transact(&writes)?;
+        self.remember_block(&block, written);
         Ok(self.allocation(&block, ip, &req.handle, seq, &self.node))
     }
 }
 
 /// The request's family: explicit, else from the pool or address, else IPv4.
-fn request_family(req: &Request) -> Result<Family, IpamError> {
+pub(super) fn request_family(req: &Request) -> Result<Family, IpamError> {
     let mut family = req.family;
     let implied = [req.pool.map(Family::of_net), req.ip.map(Family::of_ip)];
     for f in implied.into_iter().flatten() {

@@ -245,7 +245,7 @@ impl Allocator {
                     };
                     if !block.is_consistent() {
                         block.rebuild_bitmap();
-                        self.put_rec(&key, Some(rev), Some(&block))?;
+                        self.put_block(&block, Some(rev))?;
                     }
                     Ok(())
                 })?,

@@ -6,24 +6,27 @@
 
 mod affinity;
 mod allocate;
+mod batch;
 mod check;
 mod release;
 mod report;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnetwork::IpNetwork;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::addr::{self, Family};
+use crate::block::Block;
 use crate::config::{IpamConfig, Pool};
 use crate::error::IpamError;
 use crate::keys;
-use crate::store::{Revision, Store, StoreError};
+use crate::store::{Revision, Store, StoreError, Write};
 
+pub use batch::MAX_BATCH;
 pub use check::{
     BlockIssue, BlockIssueKind, CheckReport, DanglingHandle, LeakReason, LeakedAllocation,
 };
@@ -119,6 +122,19 @@ pub struct Allocator {
     store: Arc<dyn Store>,
     node: String,
     cfg: IpamConfig,
+    own: Mutex<OwnCache>,
+}
+
+/// This node's blocks as last read or written by this allocator: the starting point of the
+/// fast allocation path ([`Allocator::allocate_many`]). Only a hint — every write built on it
+/// compares the block's revision, and a conflict sends the operation down the reading path,
+/// which refreshes the cache.
+#[derive(Debug, Default)]
+struct OwnCache {
+    /// Set once [`Allocator::own_blocks`] filled `blocks` with every block of this node.
+    complete: bool,
+    /// By CIDR text, the order in which [`Allocator::own_blocks`] lists them.
+    blocks: BTreeMap<String, (Block, Revision)>,
 }
 
 impl std::fmt::Debug for Allocator {
@@ -141,6 +157,7 @@ impl Allocator {
             store,
             node: node.to_string(),
             cfg,
+            own: Mutex::default(),
         })
     }
 
@@ -169,14 +186,8 @@ impl Allocator {
         expected: Option<Revision>,
         value: Option<&T>,
     ) -> Result<Revision, IpamError> {
-        let raw = match value {
-            Some(v) => Some(serde_json::to_vec(v).map_err(|e| IpamError::Corrupt {
-                key: key.to_string(),
-                reason: e.to_string(),
-            })?),
-            None => None,
-        };
-        Ok(self.store.compare_and_swap(key, expected, raw)?)
+        let w = write_rec(key, expected, value)?;
+        Ok(self.store.compare_and_swap(key, expected, w.new)?)
     }
 
     fn list_rec<T: DeserializeOwned>(
@@ -188,6 +199,53 @@ impl Allocator {
             .into_iter()
             .map(|e| Ok((e.key.clone(), decode(&e.key, &e.value)?, e.revision)))
             .collect()
+    }
+
+    fn own_cache(&self) -> MutexGuard<'_, OwnCache> {
+        // The cache is a hint: a panic while it was held cannot make it unsafe to use.
+        self.own.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `block` at `rev` (just read or written) in the cache of this node's blocks.
+    fn remember_block(&self, block: &Block, rev: Revision) {
+        let mut own = self.own_cache();
+        if block.affinity.as_deref() == Some(self.node.as_str()) {
+            own.blocks
+                .insert(block.cidr.to_string(), (block.clone(), rev));
+        } else {
+            own.blocks.remove(&block.cidr.to_string());
+        }
+    }
+
+    /// Forgets the cache: the next allocation reads this node's blocks again.
+    fn forget_own_blocks(&self) {
+        *self.own_cache() = OwnCache::default();
+    }
+
+    /// Writes `block` over revision `expected` and keeps the cache in step.
+    fn put_block(&self, block: &Block, expected: Option<Revision>) -> Result<Revision, IpamError> {
+        match self.put_rec(&keys::block(block.cidr), expected, Some(block)) {
+            Ok(rev) => {
+                self.remember_block(block, rev);
+                Ok(rev)
+            }
+            Err(e) => {
+                if e.is_conflict() {
+                    self.forget_own_blocks();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Store::transact`]; a conflict forgets the block cache (something changed under it).
+    fn transact(&self, writes: &[Write]) -> Result<Revision, IpamError> {
+        self.store.transact(writes).map_err(|e| {
+            if matches!(e, StoreError::Conflict { .. }) {
+                self.forget_own_blocks();
+            }
+            IpamError::Store(e)
+        })
     }
 
     /// Runs `f` until it does not hit a CAS conflict.
@@ -241,6 +299,26 @@ impl Allocator {
             .filter_map(|e| e.key.strip_prefix(keys::BLOCKS)?.parse::<IpNetwork>().ok())
             .find(|cidr| cidr.contains(ip)))
     }
+}
+
+/// One write of a transaction: `value` as JSON (or a delete) over revision `expected`.
+fn write_rec<T: Serialize>(
+    key: &str,
+    expected: Option<Revision>,
+    value: Option<&T>,
+) -> Result<Write, IpamError> {
+    let new = match value {
+        Some(v) => Some(serde_json::to_vec(v).map_err(|e| IpamError::Corrupt {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
+    Ok(Write {
+        key: key.to_string(),
+        expected,
+        new,
+    })
 }
 
 fn decode<T: DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T, IpamError> {

@@ -92,7 +92,7 @@ impl Allocator {
         }
         match block.release(ordinal, seq) {
             Ok(rec) => {
-                self.put_rec(&key, Some(rev), Some(&block))?;
+                self.put_block(&block, Some(rev))?;
                 Ok(Some(rec))
             }
             Err(BlockRefusal::NotAllocated) => Ok(None),
@@ -161,11 +161,11 @@ impl Allocator {
                 match block.empty_since {
                     None => {
                         block.empty_since = Some(now_s);
-                        ok_if_conflict(self.put_rec(&key, Some(rev), Some(&block)))?;
+                        ok_if_conflict(self.put_block(&block, Some(rev)))?;
                     }
                     Some(since) if now_s.saturating_sub(since) >= grace => {
                         match self.put_rec::<Block>(&key, Some(rev), None) {
-                            Ok(_) => {}
+                            Ok(_) => self.forget_own_blocks(),
                             // Someone allocated from it meanwhile: keep it.
                             Err(e) if e.is_conflict() => continue,
                             Err(e) => return Err(e),

@@ -6,7 +6,9 @@
 //!   write, unique and increasing, so a re-created key never gets an old revision back.
 //! - [`Store::compare_and_swap`] is one etcd transaction: `IF mod_revision(key) == expected`
 //!   (or `create_revision(key) == 0`, "absent", for `None`) `THEN put` (or delete). A false
-//!   comparison is [`StoreError::Conflict`] and changes nothing.
+//!   comparison is [`StoreError::Conflict`] and changes nothing. [`Store::transact`] is the
+//!   same with one comparison and one operation per key (etcd's `--max-txn-ops`, default 128,
+//!   bounds how many keys one transaction may carry).
 //! - An acknowledged etcd write is committed on a quorum of members and fsynced there, so
 //!   [`Store::flush`] has nothing to do.
 //!
@@ -39,7 +41,7 @@ use etcd_client::{
     TxnOp,
 };
 
-use super::{Entry, Revision, Store, StoreError};
+use super::{Entry, Revision, Store, StoreError, Write};
 
 /// `etcd_prefix` when none is configured.
 pub const DEFAULT_PREFIX: &str = "/bramble/";
@@ -358,18 +360,38 @@ impl Store for EtcdStore {
         expected: Option<Revision>,
         new: Option<Vec<u8>>,
     ) -> Result<Revision, StoreError> {
-        let full = self.full(key);
-        let compare = match expected {
-            // etcd compares an absent key as create_revision 0.
-            None => Compare::create_revision(full.clone(), CompareOp::Equal, 0),
-            Some(rev) => Compare::mod_revision(full.clone(), CompareOp::Equal, to_i64(rev)?),
+        self.transact(&[Write {
+            key: key.to_string(),
+            expected,
+            new,
+        }])
+    }
+
+    fn transact(&self, writes: &[Write]) -> Result<Revision, StoreError> {
+        let Some(first) = writes.first() else {
+            return Err(StoreError::Backend("empty transaction".into()));
         };
-        let op = match new {
-            Some(value) => TxnOp::put(full.clone(), value, None),
-            None => TxnOp::delete(full.clone(), None),
+        let mut compares = Vec::with_capacity(writes.len());
+        let mut ops = Vec::with_capacity(writes.len());
+        for w in writes {
+            let full = self.full(&w.key);
+            compares.push(match w.expected {
+                // etcd compares an absent key as create_revision 0.
+                None => Compare::create_revision(full.clone(), CompareOp::Equal, 0),
+                Some(rev) => Compare::mod_revision(full.clone(), CompareOp::Equal, to_i64(rev)?),
+            });
+            ops.push(match &w.new {
+                Some(value) => TxnOp::put(full, value.clone(), None),
+                None => TxnOp::delete(full, None),
+            });
+        }
+        let full = self.full(&first.key);
+        let txn = Txn::new().when(compares).and_then(ops);
+        let what = match writes.len() {
+            1 => format!("compare-and-swap {full}"),
+            n => format!("transaction on {full} and {} other keys", n - 1),
         };
-        let txn = Txn::new().when([compare]).and_then([op]);
-        let (ok, rev) = self.call(format!("compare-and-swap {full}"), move |mut c| {
+        let (ok, rev) = self.call(what, move |mut c| {
             let txn = txn.clone();
             async move {
                 attempt(c.txn(txn).await).map_or_done(|resp| {
@@ -380,11 +402,12 @@ impl Store for EtcdStore {
         })?;
         if !ok {
             return Err(StoreError::Conflict {
-                key: key.to_string(),
+                key: first.key.clone(),
             });
         }
-        // The transaction's header revision is the store revision it created: the key's new
-        // mod_revision (or, for a delete, a revision later than any the key had).
+        // The transaction's header revision is the store revision it created: the new
+        // mod_revision of every key it wrote (or, for a delete, a revision later than any the
+        // key had).
         to_rev(rev)
     }
 

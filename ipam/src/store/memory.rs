@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Entry, Revision, Store, StoreError};
+use super::{Entry, Revision, Store, StoreError, Write};
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -56,6 +56,29 @@ impl Store for MemoryStore {
             }
             None => {
                 inner.map.remove(key);
+            }
+        }
+        Ok(rev)
+    }
+
+    fn transact(&self, writes: &[Write]) -> Result<Revision, StoreError> {
+        let mut inner = self.lock();
+        if let Some(w) = writes
+            .iter()
+            .find(|w| inner.map.get(&w.key).map(|(_, rev)| *rev) != w.expected)
+        {
+            return Err(StoreError::Conflict { key: w.key.clone() });
+        }
+        inner.last_revision += 1;
+        let rev = inner.last_revision;
+        for w in writes {
+            match &w.new {
+                Some(value) => {
+                    inner.map.insert(w.key.clone(), (value.clone(), rev));
+                }
+                None => {
+                    inner.map.remove(&w.key);
+                }
             }
         }
         Ok(rev)

@@ -27,8 +27,19 @@ pub struct Entry {
     pub revision: Revision,
 }
 
+/// One conditional write of a [`Store::transact`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// Full key.
+    pub key: String,
+    /// The revision the key must be at (`None` = it must not exist).
+    pub expected: Option<Revision>,
+    /// The new value, `None` = delete the key.
+    pub new: Option<Vec<u8>>,
+}
+
 /// Store failures.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The key's revision was not the expected one (or it existed / did not exist).
     #[error("compare-and-swap conflict on {key}")]
@@ -74,6 +85,12 @@ pub trait Store: Send + Sync {
         expected: Option<Revision>,
         new: Option<Vec<u8>>,
     ) -> Result<Revision, StoreError>;
+
+    /// Applies every write of `writes` (distinct keys) only if every key is at its expected
+    /// revision: all or nothing, in one step (one etcd transaction, one sled transaction).
+    /// Returns the revision the written keys now carry; a mismatch on any key is
+    /// [`StoreError::Conflict`] (naming the first key) and changes nothing.
+    fn transact(&self, writes: &[Write]) -> Result<Revision, StoreError>;
 
     /// Every key starting with `prefix`, in key order.
     fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError>;

@@ -13,7 +13,9 @@
 
 use std::path::Path;
 
-use super::{Entry, Revision, Store, StoreError};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{Entry, Revision, Store, StoreError, Write};
 
 /// A [`Store`] on a sled database directory. sled locks the directory: one process at a time.
 #[derive(Debug, Clone)]
@@ -23,6 +25,14 @@ pub struct SledStore {
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+/// `revision ‖ payload`, as stored.
+fn stored(rev: Revision, payload: &[u8]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(8 + payload.len());
+    raw.extend_from_slice(&rev.to_be_bytes());
+    raw.extend_from_slice(payload);
+    raw
 }
 
 fn split(key: &[u8], raw: &[u8]) -> Result<(Vec<u8>, Revision), StoreError> {
@@ -76,12 +86,7 @@ impl Store for SledStore {
             return Err(conflict());
         }
         let rev = self.next_revision()?;
-        let new_raw = new.map(|payload| {
-            let mut raw = Vec::with_capacity(8 + payload.len());
-            raw.extend_from_slice(&rev.to_be_bytes());
-            raw.extend_from_slice(&payload);
-            raw
-        });
+        let new_raw = new.map(|payload| stored(rev, &payload));
         // sled compares the exact old bytes, which embed the revision: a concurrent writer in
         // between makes this fail.
         match self
@@ -91,6 +96,43 @@ impl Store for SledStore {
         {
             Ok(()) => Ok(rev),
             Err(_) => Err(conflict()),
+        }
+    }
+
+    fn transact(&self, writes: &[Write]) -> Result<Revision, StoreError> {
+        let rev = self.next_revision()?;
+        // A sled transaction excludes every other write to the tree while it commits, and
+        // re-runs this closure if another transaction got in between.
+        let done = self.db.transaction(|tx| {
+            for w in writes {
+                let current = match tx.get(w.key.as_bytes())? {
+                    Some(raw) => Some(
+                        split(w.key.as_bytes(), &raw)
+                            .map_err(ConflictableTransactionError::Abort)?
+                            .1,
+                    ),
+                    None => None,
+                };
+                if current != w.expected {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
+                        key: w.key.clone(),
+                    }));
+                }
+                match &w.new {
+                    Some(payload) => {
+                        tx.insert(w.key.as_bytes(), stored(rev, payload))?;
+                    }
+                    None => {
+                        tx.remove(w.key.as_bytes())?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        match done {
+            Ok(()) => Ok(rev),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(backend(e)),
         }
     }
 

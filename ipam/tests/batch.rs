@@ -1,0 +1,150 @@
+//! [`Allocator::allocate_many`]: a burst of requests committed in one transaction, and every
+//! way out of the fast path (cold cache, duplicates, lost races, full blocks, a failing store).
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use common::{cfg, ip, memory, FaultyStore};
+use ipam::{Allocator, Request, Store, MAX_BATCH};
+
+fn reqs(prefix: &str, n: usize) -> Vec<Request> {
+    (0..n)
+        .map(|i| Request::new(format!("{prefix}{i}")))
+        .collect()
+}
+
+fn distinct(got: &[ipam::Allocation]) -> bool {
+    got.iter().map(|a| a.ip).collect::<HashSet<IpAddr>>().len() == got.len()
+}
+
+fn faulty_allocator(
+    node: &str,
+    pools: &[(&str, u8)],
+) -> (Arc<dyn Store>, Arc<FaultyStore>, Allocator) {
+    let inner = memory();
+    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    let a = Allocator::new(faulty.clone(), node, cfg(pools)).unwrap();
+    (inner, faulty, a)
+}
+
+#[test]
+fn a_warm_burst_is_one_transaction() {
+    let (_, faulty, a) = faulty_allocator("n1", &[("10.0.0.0/24", 26)]);
+    // Cold: the first allocation reads the store, claims a block and fills the cache.
+    assert_eq!(
+        a.allocate(&Request::new("first")).unwrap().ip,
+        ip("10.0.0.0")
+    );
+    let before = faulty.transactions.load(Ordering::Relaxed);
+    let got: Vec<_> = a
+        .allocate_many(&reqs("pod", 20))
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(faulty.transactions.load(Ordering::Relaxed) - before, 1);
+    assert!(distinct(&got));
+    // In order, after the first, in the node's block, each with its own sequence number.
+    assert_eq!(got[0].ip, ip("10.0.0.1"));
+    assert_eq!(got[19].ip, ip("10.0.0.20"));
+    assert!(got
+        .iter()
+        .all(|g| !g.borrowed && g.block == "10.0.0.0/26".parse().unwrap()));
+    assert_eq!(got.iter().map(|g| g.seq).collect::<HashSet<_>>().len(), 20);
+    // Every one is in the store, as a fresh reader sees it.
+    let fresh = Allocator::new(faulty.clone(), "n1", cfg(&[("10.0.0.0/24", 26)])).unwrap();
+    for g in &got {
+        assert_eq!(
+            fresh.handle_allocations(&g.handle).unwrap(),
+            vec![g.clone()]
+        );
+    }
+    assert!(fresh.check(None).unwrap().is_clean());
+}
+
+#[test]
+fn duplicates_specific_addresses_and_overflow_take_the_reading_path() {
+    let (_, _, a) = faulty_allocator("n1", &[("10.0.0.0/24", 26)]);
+    a.allocate(&Request::new("warm")).unwrap();
+    let mut batch = reqs("pod", 70);
+    batch.push(Request::new("pod3"));
+    batch.push(Request::new("fixed").ip(ip("10.0.0.200")));
+    let got: Vec<_> = a
+        .allocate_many(&batch)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // The duplicate gets the same address; the rest are distinct.
+    assert_eq!(got[70], got[3]);
+    let mut unique: Vec<_> = got.clone();
+    unique.remove(70);
+    assert!(distinct(&unique));
+    assert_eq!(got[71].ip, ip("10.0.0.200"));
+    // 1 + 70 automatic addresses do not fit a /26: a second block was claimed.
+    let blocks: HashSet<_> = got.iter().map(|g| g.block).collect();
+    assert!(blocks.len() >= 2, "{blocks:?}");
+    assert!(a.check(None).unwrap().is_clean());
+    // Idempotent: the whole burst again returns the same addresses.
+    let again: Vec<_> = a
+        .allocate_many(&batch)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(again, got);
+}
+
+#[test]
+fn a_stale_cache_loses_the_race_and_every_request_still_succeeds() {
+    let (inner, faulty, a) = faulty_allocator("n1", &[("10.0.0.0/24", 26)]);
+    a.allocate(&Request::new("warm")).unwrap();
+    // Another process of the same node (or a borrower) changes the block behind the cache.
+    let other = Allocator::new(inner.clone(), "n1", cfg(&[("10.0.0.0/24", 26)])).unwrap();
+    let theirs = other.allocate(&Request::new("theirs")).unwrap();
+    let got: Vec<_> = a
+        .allocate_many(&reqs("pod", 10))
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(faulty.conflicts.load(Ordering::Relaxed) >= 1);
+    assert!(distinct(&got));
+    assert!(got.iter().all(|g| g.ip != theirs.ip));
+    assert!(a.check(None).unwrap().is_clean());
+}
+
+#[test]
+fn a_failing_store_fails_the_burst_and_writes_nothing() {
+    let (inner, faulty, a) = faulty_allocator("n1", &[("10.0.0.0/24", 26)]);
+    a.allocate(&Request::new("warm")).unwrap();
+    faulty.fail_when(|key, _, _| key.starts_with("blocks/"));
+    let got = a.allocate_many(&reqs("pod", 5));
+    assert!(got.iter().all(|r| r.is_err()), "{got:?}");
+    assert_eq!(inner.list("handles/").unwrap().len(), 1);
+    faulty.fail_when(|_, _, _| false);
+    let got: Vec<_> = a
+        .allocate_many(&reqs("pod", 5))
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got[0].ip, ip("10.0.0.1"));
+    assert!(a.check(None).unwrap().is_clean());
+}
+
+#[test]
+fn bursts_larger_than_one_transaction_are_split() {
+    let (_, faulty, a) = faulty_allocator("n1", &[("10.0.0.0/22", 24)]);
+    a.allocate(&Request::new("warm")).unwrap();
+    let before = faulty.transactions.load(Ordering::Relaxed);
+    let n = MAX_BATCH * 2 + 5;
+    let got: Vec<_> = a
+        .allocate_many(&reqs("pod", n))
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got.len(), n);
+    assert!(distinct(&got));
+    assert_eq!(faulty.transactions.load(Ordering::Relaxed) - before, 3);
+    assert!(a.check(None).unwrap().is_clean());
+}
