@@ -2,11 +2,16 @@
 //! API's IPAM requests, and keeps what the node originates for its addresses in step with
 //! what it holds (see [`crate::advertiser`]).
 //!
-//! The allocator blocks (sled flushes before acknowledging), so every call runs on tokio's
-//! blocking pool; the async server never waits on the disk. After each allocate, release or
-//! repair the advertisement is recomputed from the store and the difference applied before
-//! the answer goes out, so a released address is withdrawn by the time its release is
-//! acknowledged.
+//! The allocator blocks (sled flushes before acknowledging, etcd waits for its quorum), so
+//! every call runs on tokio's blocking pool; the async server never waits on the store.
+//!
+//! Allocations are batched: requests that arrive while one batch is being committed queue up
+//! and go together in the next ([`Allocator::allocate_many`]: one store transaction for the
+//! lot), so a burst of CNI ADDs costs a few store round trips, not one each. The advertisement
+//! follows each batch from what it allocated, without reading the store again; releases and
+//! repairs recompute it from the store. Either way the difference is applied before the
+//! answer goes out, so an address is announced by the time its allocation is acknowledged and
+//! withdrawn by the time its release is.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -20,7 +25,7 @@ use ipam::{
     Allocation, Allocator, EtcdOptions, EtcdStore, Family, IpamConfig, IpamError, PoolUsage,
     SledStore, Store,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{oneshot, Mutex};
 use tracing::{info, warn};
 
 use crate::advertiser::{desired, Advertiser, Holdings};
@@ -117,11 +122,59 @@ pub struct IpamService {
     mode: Advertise,
     speaker: SpeakerHandle,
     fib: Option<LocalFib>,
-    advertiser: Mutex<Advertiser>,
-    /// Held around each allocate / release when set (shared store): this node's requests
-    /// would all contend for the same block, and on etcd a lost compare-and-swap costs
-    /// round trips, so they take turns here and only other nodes can conflict.
+    origin: Mutex<Origination>,
+    /// Held around each allocation batch / release when set (shared store): this node's
+    /// requests would all contend for the same block, and on etcd a lost compare-and-swap
+    /// costs round trips, so they take turns here and only other nodes can conflict.
     writes: Option<Arc<std::sync::Mutex<()>>>,
+    /// Held through each [`IpamService::sync`].
+    syncing: Mutex<()>,
+    /// Allocation requests waiting for the next batch.
+    queue: std::sync::Mutex<Vec<Queued>>,
+    /// Held by the task committing batches (at most one at a time).
+    committer: Arc<Mutex<()>>,
+    /// Set while a block is being claimed ahead of need.
+    claiming: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// One allocation request waiting for its batch.
+struct Queued {
+    req: ipam::Request,
+    answer: oneshot::Sender<Result<Allocation, String>>,
+}
+
+/// What the node originates, and the holdings it was computed from.
+#[derive(Default)]
+struct Origination {
+    adv: Advertiser,
+    /// The holdings last read from the store, plus what batches allocated since. `None`
+    /// until the first [`IpamService::sync`].
+    held: Option<Holdings>,
+    /// Counts the batches followed.
+    epoch: u64,
+    /// What each batch allocated while a sync was reading, by epoch.
+    recent: Vec<(u64, Allocation)>,
+}
+
+/// Adds one allocation of this node to `held`.
+fn add_allocation(mode: Advertise, held: &mut Holdings, a: &Allocation) {
+    match mode {
+        Advertise::HostRoutes => {
+            if !held.addresses.contains(&a.ip) {
+                held.addresses.push(a.ip);
+            }
+        }
+        Advertise::Aggregate if a.borrowed => {
+            if !held.borrowed.contains(&a.ip) {
+                held.borrowed.push(a.ip);
+            }
+        }
+        Advertise::Aggregate => {
+            if !held.owned_blocks.contains(&a.block) {
+                held.owned_blocks.push(a.block);
+            }
+        }
+    }
 }
 
 impl IpamService {
@@ -137,8 +190,12 @@ impl IpamService {
             mode,
             speaker,
             fib,
-            advertiser: Mutex::default(),
+            origin: Mutex::default(),
+            syncing: Mutex::default(),
             writes: None,
+            queue: std::sync::Mutex::default(),
+            committer: Arc::default(),
+            claiming: Arc::default(),
         }
     }
 
@@ -177,34 +234,81 @@ impl IpamService {
 
     /// Reads what the node holds, and announces / withdraws / blackholes the difference from
     /// what is in place. Failures are logged and the failed part is retried on the next call.
+    ///
+    /// The read does not hold up allocations: batches that finish meanwhile are logged in
+    /// `origin.recent` and laid over the read before it is applied (syncs take turns, so an
+    /// older read never lands after a newer one).
     pub async fn sync(&self) {
-        let mut adv = self.advertiser.lock().await;
+        let _turn = self.syncing.lock().await;
+        let since = self.origin.lock().await.epoch;
         let mode = self.mode;
         let held = self
             .blocking(move |a| {
-                let node = a.node().to_string();
+                let h = a.node_holdings(a.node())?;
                 Ok(match mode {
                     Advertise::HostRoutes => Holdings {
-                        addresses: a.node_addresses(&node)?,
+                        addresses: h.addresses,
                         ..Holdings::default()
                     },
                     Advertise::Aggregate => Holdings {
-                        owned_blocks: a.owned_blocks(&node)?,
-                        borrowed: a.borrowed_addresses(&node)?,
-                        lent: a.lent_addresses(&node)?,
+                        owned_blocks: h.owned_blocks,
+                        borrowed: h.borrowed,
+                        lent: h.lent,
                         addresses: Vec::new(),
                     },
                 })
             })
             .await;
-        let held = match held {
+        let mut held = match held {
             Ok(h) => h,
             Err(e) => {
                 warn!(error = %e, "cannot read this node's IPAM holdings; advertisement unchanged");
                 return;
             }
         };
-        let plan = adv.plan(&desired(mode, &held));
+        let mut origin = self.origin.lock().await;
+        // Batches committed before the read began are in it; later ones may not be.
+        origin.recent.retain(|(epoch, _)| *epoch > since);
+        for (_, a) in &origin.recent {
+            add_allocation(self.mode, &mut held, a);
+        }
+        origin.held = Some(held);
+        self.originate(&mut origin).await;
+    }
+
+    /// Adds what a batch allocated to the holdings and originates the difference.
+    async fn follow(&self, allocated: &[Allocation]) {
+        if allocated.is_empty() {
+            return;
+        }
+        let mut origin = self.origin.lock().await;
+        origin.epoch += 1;
+        let epoch = origin.epoch;
+        if self.syncing.try_lock().is_ok() {
+            // No read in progress: a sync that starts from now on sees this batch.
+            origin.recent.clear();
+        } else {
+            origin
+                .recent
+                .extend(allocated.iter().map(|a| (epoch, a.clone())));
+        }
+        let Some(held) = origin.held.as_mut() else {
+            drop(origin);
+            return self.sync().await;
+        };
+        for a in allocated {
+            add_allocation(self.mode, held, a);
+        }
+        self.originate(&mut origin).await;
+    }
+
+    /// Applies the difference between what `origin.held` wants and what is in place.
+    async fn originate(&self, origin: &mut Origination) {
+        let Some(held) = &origin.held else {
+            return;
+        };
+        let adv = &mut origin.adv;
+        let plan = adv.plan(&desired(self.mode, held));
         if plan.is_empty() {
             return;
         }
@@ -227,13 +331,106 @@ impl IpamService {
             }
             adv.unblackholed(&plan.unblackhole);
         }
-        info!(
+        tracing::debug!(
             announced = plan.announce.len(),
             withdrawn = plan.withdraw.len(),
             blackholed = plan.blackhole.len(),
             unblackholed = plan.unblackhole.len(),
             "IPAM advertisement updated"
         );
+    }
+
+    /// Queues `req` for the next allocation batch and waits for its result.
+    async fn allocate(self: &Arc<Self>, req: ipam::Request) -> Result<Allocation, String> {
+        let (answer, result) = oneshot::channel();
+        self.queued().push(Queued { req, answer });
+        self.kick();
+        result
+            .await
+            .map_err(|_| "the IPAM allocation batch was abandoned".to_string())?
+    }
+
+    fn queued(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        // A panic while the lock was held cannot leave the queue half-changed.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a task committing the queued requests in batches, unless one is running. The
+    /// task is spawned, so a caller that goes away cannot stop a batch half-way.
+    fn kick(self: &Arc<Self>) {
+        let Ok(turn) = Arc::clone(&self.committer).try_lock_owned() else {
+            // The running task takes this request: it checks the queue after it lets go.
+            return;
+        };
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let batch: Vec<Queued> = {
+                    let mut q = this.queued();
+                    let n = q.len().min(ipam::MAX_BATCH);
+                    q.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                this.commit(batch).await;
+                this.claim_ahead();
+            }
+            drop(turn);
+            // A request queued after the last look but before the lock was let go.
+            if !this.queued().is_empty() {
+                this.kick();
+            }
+        });
+    }
+
+    /// Claims the next block in the background when this node's blocks run low, so that
+    /// bursts do not wait for a claim. Outside the write lock: a new block's keys are not
+    /// the ones batches write, so batches go on meanwhile.
+    fn claim_ahead(&self) {
+        use std::sync::atomic::Ordering;
+        if self.claiming.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let allocator = Arc::clone(&self.allocator);
+        let claiming = Arc::clone(&self.claiming);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = allocator.claim_ahead() {
+                warn!(error = %e, "cannot claim a block ahead of need");
+            }
+            claiming.store(false, Ordering::Release);
+        });
+    }
+
+    /// Allocates one batch, originates what it got, then answers each caller.
+    async fn commit(&self, batch: Vec<Queued>) {
+        let reqs: Vec<ipam::Request> = batch.iter().map(|q| q.req.clone()).collect();
+        let started = std::time::Instant::now();
+        let results = match self
+            .blocking_write(move |a| Ok(a.allocate_many(&reqs)))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                for q in batch {
+                    let _ = q.answer.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        let allocated: Vec<Allocation> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let stored = started.elapsed();
+        self.follow(&allocated).await;
+        tracing::debug!(
+            requests = batch.len(), allocated = allocated.len(), ?stored,
+            advertised = ?started.elapsed().saturating_sub(stored), "IPAM batch done"
+        );
+        for (q, r) in batch.into_iter().zip(results) {
+            let _ = q.answer.send(r.map_err(|e| e.to_string()));
+        }
     }
 
     /// Releases this node's blocks that stayed empty for the grace period (never a node's
@@ -278,14 +475,14 @@ impl IpamService {
     }
 
     /// Answers one IPAM request (any other request is refused).
-    pub async fn answer(&self, req: Request) -> Response {
+    pub async fn answer(self: &Arc<Self>, req: Request) -> Response {
         match self.try_answer(req).await {
             Ok(r) => r,
             Err(message) => Response::Error { message },
         }
     }
 
-    async fn try_answer(&self, req: Request) -> Result<Response, String> {
+    async fn try_answer(self: &Arc<Self>, req: Request) -> Result<Response, String> {
         match req {
             Request::IpamAllocate {
                 handle,
@@ -308,8 +505,7 @@ impl IpamService {
                     ip,
                     attrs,
                 };
-                let got = self.blocking_write(move |a| a.allocate(&req)).await?;
-                self.sync().await;
+                let got = self.allocate(req).await?;
                 Ok(Response::Allocated {
                     addresses: vec![api_address(got)],
                 })

@@ -63,7 +63,8 @@ pub mod store;
 pub use addr::Family;
 pub use allocator::{
     Allocation, Allocator, BlockIssue, BlockIssueKind, BlockUsage, CheckReport, DanglingHandle,
-    LeakReason, LeakedAllocation, PoolUsage, Released, Request, MAX_ATTEMPTS, MAX_BATCH,
+    LeakReason, LeakedAllocation, NodeHoldings, PoolUsage, Released, Request, MAX_ATTEMPTS,
+    MAX_BATCH,
 };
 pub use block::{AllocRecord, Block};
 pub use config::{

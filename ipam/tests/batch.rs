@@ -148,3 +148,68 @@ fn bursts_larger_than_one_transaction_are_split() {
     assert_eq!(faulty.transactions.load(Ordering::Relaxed) - before, 3);
     assert!(a.check(None).unwrap().is_clean());
 }
+
+#[test]
+fn a_burst_that_fills_its_block_claims_the_next_and_stays_in_bulk() {
+    let (_, faulty, a) = faulty_allocator("n1", &[("10.0.0.0/24", 26)]);
+    a.allocate(&Request::new("warm")).unwrap();
+    let before = faulty.transactions.load(Ordering::Relaxed);
+    let got: Vec<_> = a
+        .allocate_many(&reqs("pod", 70))
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(distinct(&got));
+    // 63 in the first block at once; one allocation claims the second block; the last six
+    // go together there.
+    assert_eq!(faulty.transactions.load(Ordering::Relaxed) - before, 3);
+    assert_eq!(got[63].block, "10.0.0.64/26".parse().unwrap());
+    assert!(a.check(None).unwrap().is_clean());
+}
+
+#[test]
+fn claiming_ahead_keeps_bursts_off_the_claim_path() {
+    let (_, faulty, a) = faulty_allocator("n1", &[("10.0.0.0/24", 26)]);
+    // Nothing known yet: nothing to claim ahead for.
+    assert!(a.claim_ahead().unwrap().is_empty());
+    a.allocate(&Request::new("warm")).unwrap();
+    // 63 free of 64: plenty.
+    assert!(a.claim_ahead().unwrap().is_empty());
+    a.allocate_many(&reqs("pod", 40))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    // 23 free, under half a block: the next block is claimed, once.
+    assert_eq!(
+        a.claim_ahead().unwrap(),
+        vec!["10.0.0.64/26".parse().unwrap()]
+    );
+    assert!(a.claim_ahead().unwrap().is_empty());
+    // A burst across the end of the first block is one transaction over both blocks.
+    let before = faulty.transactions.load(Ordering::Relaxed);
+    let got: Vec<_> = a
+        .allocate_many(&reqs("more", 30))
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(faulty.transactions.load(Ordering::Relaxed) - before, 1);
+    assert!(distinct(&got));
+    assert_eq!(got[22].ip, ip("10.0.0.63"));
+    assert_eq!(got[23].ip, ip("10.0.0.64"));
+    assert!(a.check(None).unwrap().is_clean());
+}
+
+#[test]
+fn claiming_ahead_respects_the_block_limit() {
+    let inner = memory();
+    let c = ipam::IpamConfig {
+        max_blocks_per_node: Some(1),
+        ..cfg(&[("10.0.0.0/24", 26)])
+    };
+    let a = Allocator::new(inner, "n1", c).unwrap();
+    a.allocate_many(&reqs("pod", 50))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert!(a.claim_ahead().unwrap().is_empty());
+}

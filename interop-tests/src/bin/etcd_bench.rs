@@ -35,6 +35,8 @@ const POOL: &str = "10.92.0.0/16";
 struct Opts {
     ops: usize,
     threads: usize,
+    /// Print this many of the slowest ADDs (when they started, on which node).
+    slowest: usize,
 }
 
 impl Opts {
@@ -42,14 +44,16 @@ impl Opts {
         let mut opts = Opts {
             ops: 1000,
             threads: 8,
+            slowest: 0,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             let slot = match a.as_str() {
                 "--ops" => &mut opts.ops,
                 "--threads" => &mut opts.threads,
+                "--slowest" => &mut opts.slowest,
                 "-h" | "--help" => {
-                    println!("usage: etcd_bench [--ops N] [--threads T]");
+                    println!("usage: etcd_bench [--ops N] [--threads T] [--slowest K]");
                     std::process::exit(0);
                 }
                 other => return Err(Error::parse("arguments", format!("unknown {other:?}"))),
@@ -102,10 +106,10 @@ fn start_node(
     let text = toml::to_string(&doc).map_err(|e| Error::parse("config", e.to_string()))?;
     std::fs::write(&cfg_path, text).map_err(|e| Error::io(&cfg_path, e))?;
     let mut cmd = ns.command(bramble_bin());
-    cmd.arg("agent")
-        .arg("--config")
-        .arg(&cfg_path)
-        .env("RUST_LOG", "warn,ipam::allocator=debug");
+    cmd.arg("agent").arg("--config").arg(&cfg_path).env(
+        "RUST_LOG",
+        std::env::var("BRAMBLE_LOG").unwrap_or_else(|_| "warn,ipam::allocator=debug".into()),
+    );
     let mut agent = ChildGuard::spawn(cmd, &format!("bramble-{name}"), dir)?;
     let socket = cfg.api.socket.clone();
     wait_until(
@@ -136,17 +140,18 @@ struct Run {
     nodes: usize,
     wall: Duration,
     took: Vec<Duration>,
+    /// (started after, took, node) of every ADD.
+    timeline: Vec<(Duration, Duration, usize)>,
     failures: usize,
     conflicts: usize,
 }
 
+/// What [`run_adds`] measured: the wall time, each ADD's (start offset, latency, node), and
+/// the failures.
+type Measured = (Duration, Vec<(Duration, Duration, usize)>, usize);
+
 /// `ops` ADDs on every node at once from `threads` callers each.
-fn run_adds(
-    nodes: &[Node],
-    tag: &str,
-    ops: usize,
-    threads: usize,
-) -> (Duration, Vec<Duration>, usize) {
+fn run_adds(nodes: &[Node], tag: &str, ops: usize, threads: usize) -> Measured {
     let start = Instant::now();
     let mut workers = Vec::new();
     for (n, node) in nodes.iter().enumerate() {
@@ -162,21 +167,21 @@ fn run_adds(
                     let s = Instant::now();
                     let r = net.invoke_ipam("ADD", Some(&netns), &id, "eth0", &net.netconf());
                     let ok = matches!(&r, Ok(o) if o.success());
-                    out.push((s.elapsed(), ok));
+                    out.push((s.duration_since(start), s.elapsed(), n, ok));
                 }
                 out
             }));
         }
     }
-    let mut took = Vec::new();
+    let mut timeline = Vec::new();
     let mut failures = 0;
     for w in workers {
-        for (d, ok) in w.join().unwrap_or_default() {
-            took.push(d);
+        for (at, d, n, ok) in w.join().unwrap_or_default() {
+            timeline.push((at, d, n));
             failures += usize::from(!ok);
         }
     }
-    (start.elapsed(), took, failures)
+    (start.elapsed(), timeline, failures)
 }
 
 fn conflicts(nodes: &[Node]) -> usize {
@@ -238,12 +243,13 @@ fn main() -> Result<()> {
         }
         let (_, _, warm_fail) = run_adds(&nodes, "warm", 2, 1);
         let before = conflicts(&nodes);
-        let (wall, took, failures) = run_adds(&nodes, "run", opts.ops, opts.threads);
+        let (wall, timeline, failures) = run_adds(&nodes, "run", opts.ops, opts.threads);
         runs.push(Run {
             store: "etcd (3 members)",
             nodes: nodes.len(),
             wall,
-            took,
+            took: timeline.iter().map(|t| t.1).collect(),
+            timeline,
             failures: failures + warm_fail,
             conflicts: conflicts(&nodes) - before,
         });
@@ -258,12 +264,13 @@ fn main() -> Result<()> {
         let nodes = [node];
         let (_, _, warm_fail) = run_adds(&nodes, "warm", 2, 1);
         let before = conflicts(&nodes);
-        let (wall, took, failures) = run_adds(&nodes, "run", opts.ops, opts.threads);
+        let (wall, timeline, failures) = run_adds(&nodes, "run", opts.ops, opts.threads);
         runs.push(Run {
             store: "sled",
             nodes: 1,
             wall,
-            took,
+            took: timeline.iter().map(|t| t.1).collect(),
+            timeline,
             failures: failures + warm_fail,
             conflicts: conflicts(&nodes) - before,
         });
@@ -300,6 +307,17 @@ fn main() -> Result<()> {
             r.failures,
             r.conflicts
         );
+    }
+    for r in runs.iter_mut().filter(|_| opts.slowest > 0) {
+        r.timeline.sort_by_key(|t| std::cmp::Reverse(t.1));
+        let _ = writeln!(
+            md,
+            "\nslowest ADDs, {}: (started after, took, node)",
+            r.store
+        );
+        for (at, d, n) in r.timeline.iter().take(opts.slowest) {
+            let _ = writeln!(md, "- {} ms, {} ms, node {n}", ms(*at), ms(*d));
+        }
     }
     print!("{md}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -36,6 +36,9 @@ struct Placed {
 
 type Slot = Option<Result<Allocation, IpamError>>;
 
+/// Copies of the cached blocks a batch assigns in, by CIDR text, with the revisions read.
+type Touched = BTreeMap<String, (Block, Revision)>;
+
 impl Allocator {
     /// Allocates for every request of `reqs`, as [`Allocator::allocate`] would for each, and
     /// returns the results in request order. Requests that can be placed in this node's known
@@ -44,19 +47,44 @@ impl Allocator {
     /// successful allocation is durable.
     pub fn allocate_many(&self, reqs: &[Request]) -> Vec<Result<Allocation, IpamError>> {
         let mut out: Vec<Slot> = reqs.iter().map(|_| None).collect();
-        for (chunk, slots) in reqs.chunks(MAX_BATCH).zip(out.chunks_mut(MAX_BATCH)) {
-            self.fast_chunk(chunk, slots);
+        // The fast path takes automatic requests, each handle once (a repeated handle gets
+        // its address from the reading path, which finds the first one's record).
+        let mut seen = HashSet::new();
+        let fast: Vec<bool> = reqs
+            .iter()
+            .map(|r| r.ip.is_none() && !r.handle.is_empty() && seen.insert(r.handle.as_str()))
+            .collect();
+        loop {
+            let pending: Vec<usize> = (0..reqs.len())
+                .filter(|&i| fast.get(i) == Some(&true) && out.get(i).is_some_and(Option::is_none))
+                .collect();
+            for chunk in pending.chunks(MAX_BATCH) {
+                self.fast_chunk(reqs, chunk, &mut out);
+            }
+            // One request the fast path could not take (its blocks are full, it lost a race,
+            // it names an address) goes the reading way — which claims a block or refreshes
+            // the cache — and the fast path gets another go at the rest.
+            let Some((req, slot)) = reqs.iter().zip(out.iter_mut()).find(|(_, s)| s.is_none())
+            else {
+                break;
+            };
+            *slot = Some(self.allocate_slow(req));
         }
-        reqs.iter()
-            .zip(out)
-            .map(|(req, done)| done.unwrap_or_else(|| self.allocate_slow(req)))
+        out.into_iter()
+            .map(|slot| {
+                slot.unwrap_or_else(|| {
+                    Err(IpamError::Store(StoreError::Backend(
+                        "allocation skipped".into(),
+                    )))
+                })
+            })
             .collect()
     }
 
-    /// Commits what it can of `reqs` in one transaction from the cached blocks and fills
-    /// those slots; leaves the others empty.
-    fn fast_chunk(&self, reqs: &[Request], slots: &mut [Slot]) {
-        let Some((placed, touched)) = self.place(reqs) else {
+    /// Commits what it can of the requests `chunk` (indices into `reqs`) in one transaction
+    /// from the cached blocks and fills those slots of `out`; leaves the others empty.
+    fn fast_chunk(&self, reqs: &[Request], chunk: &[usize], out: &mut [Slot]) {
+        let Some((placed, touched)) = self.place(reqs, chunk) else {
             return;
         };
         if placed.is_empty() {
@@ -64,7 +92,7 @@ impl Allocator {
         }
         let writes = match self.batch_writes(reqs, &placed, &touched) {
             Ok(w) => w,
-            Err(e) => return fail_all(&placed, slots, &e),
+            Err(e) => return fail_all(&placed, out, &e),
         };
         let rev = match self.transact(&writes).and_then(|rev| {
             self.store.flush()?;
@@ -73,13 +101,13 @@ impl Allocator {
             Ok(rev) => rev,
             Err(e) if e.is_conflict() => {
                 // Something changed under the cache (another node borrowed, a retried
-                // handle): every request takes the reading path.
+                // handle): these requests take the reading path.
                 tracing::debug!(node = %self.node, error = %e, "batch lost a race; allocating one by one");
                 return;
             }
             // Unavailable or ambiguous (a timeout may have committed): the requests fail as a
             // single allocation would; a retry finds its handle if the write did land.
-            Err(e) => return fail_all(&placed, slots, &e),
+            Err(e) => return fail_all(&placed, out, &e),
         };
         for (block, _) in touched.values() {
             self.remember_block(block, rev);
@@ -93,7 +121,7 @@ impl Allocator {
                 node = %self.node, handle = %alloc.handle, ip = %alloc.ip, block = %alloc.block,
                 seq = alloc.seq, batch = placed.len(), "allocated"
             );
-            if let Some(slot) = slots.get_mut(p.index) {
+            if let Some(slot) = out.get_mut(p.index) {
                 *slot = Some(Ok(alloc));
             }
         }
@@ -101,23 +129,18 @@ impl Allocator {
 
     /// Picks an address for each automatic request in copies of the cached blocks. `None`
     /// when the cache does not hold all of this node's blocks yet.
-    #[allow(clippy::type_complexity)]
-    fn place(
-        &self,
-        reqs: &[Request],
-    ) -> Option<(Vec<Placed>, BTreeMap<String, (Block, Revision)>)> {
+    fn place(&self, reqs: &[Request], chunk: &[usize]) -> Option<(Vec<Placed>, Touched)> {
         let own = self.own_cache();
         if !own.complete {
             return None;
         }
         let usable = |ip: IpAddr| !self.is_reserved(ip);
-        let mut touched: BTreeMap<String, (Block, Revision)> = BTreeMap::new();
+        let mut touched = Touched::new();
         let mut placed = Vec::new();
-        let mut handles = HashSet::new();
-        for (index, req) in reqs.iter().enumerate() {
-            if req.handle.is_empty() || req.ip.is_some() || !handles.insert(req.handle.as_str()) {
+        for &index in chunk {
+            let Some(req) = reqs.get(index) else {
                 continue;
-            }
+            };
             let Ok(family) = request_family(req) else {
                 continue;
             };
@@ -158,7 +181,7 @@ impl Allocator {
         &self,
         reqs: &[Request],
         placed: &[Placed],
-        touched: &BTreeMap<String, (Block, Revision)>,
+        touched: &Touched,
     ) -> Result<Vec<Write>, IpamError> {
         let mut writes = Vec::with_capacity(touched.len() + placed.len());
         for (block, rev) in touched.values() {
@@ -188,9 +211,9 @@ impl Allocator {
 }
 
 /// Fails every placed request with (a copy of) `e`.
-fn fail_all(placed: &[Placed], slots: &mut [Slot], e: &IpamError) {
+fn fail_all(placed: &[Placed], out: &mut [Slot], e: &IpamError) {
     for p in placed {
-        if let Some(slot) = slots.get_mut(p.index) {
+        if let Some(slot) = out.get_mut(p.index) {
             *slot = Some(Err(copy_error(e)));
         }
     }
@@ -201,5 +224,66 @@ fn copy_error(e: &IpamError) -> IpamError {
     match e {
         IpamError::Store(s) => IpamError::Store(s.clone()),
         other => IpamError::Store(StoreError::Backend(other.to_string())),
+    }
+}
+
+impl Allocator {
+    /// Claims a block ahead of need, off the allocation path: for each pool this node already
+    /// has blocks in, when its blocks there have fewer free addresses left than half a block
+    /// (at most [`MAX_BATCH`]), claims the pool's next free block (unless
+    /// `max_blocks_per_node` is reached). A burst then never waits for a claim's round
+    /// trips. The claimed block is kept like any other: released after `release_grace` if it
+    /// stays empty (unless it is the node's last). Returns the blocks claimed.
+    pub fn claim_ahead(&self) -> Result<Vec<ipnetwork::IpNetwork>, IpamError> {
+        let low_pools: Vec<&crate::config::Pool> = {
+            let own = self.own_cache();
+            if !own.complete {
+                return Ok(Vec::new());
+            }
+            self.cfg
+                .pools
+                .iter()
+                .filter(|p| !p.disabled)
+                .filter(|pool| {
+                    let mut mine = own
+                        .blocks
+                        .values()
+                        .filter(|(b, _)| addr::net_contains(pool.cidr, b.cidr))
+                        .peekable();
+                    if mine.peek().is_none() {
+                        return false;
+                    }
+                    let free: u64 = mine
+                        .map(|(b, _)| u64::from(b.size().saturating_sub(b.used())))
+                        .sum();
+                    let block = addr::enclosing(pool.cidr.ip(), pool.block_size)
+                        .map_or(0, |b| u64::try_from(addr::net_size(b)).unwrap_or(u64::MAX));
+                    free < (block / 2).min(MAX_BATCH as u64)
+                })
+                .collect()
+        };
+        let mut claimed = Vec::new();
+        for pool in low_pools {
+            let family = pool.family();
+            if let Some(max) = self.cfg.max_blocks_per_node {
+                let count = self
+                    .own_cache()
+                    .blocks
+                    .values()
+                    .filter(|(b, _)| Family::of_net(b.cidr) == family)
+                    .count();
+                if count >= max as usize {
+                    continue;
+                }
+            }
+            if let Some((block, _)) = self.claim_free_block(&[pool])? {
+                tracing::info!(node = %self.node, block = %block.cidr, "claimed a block ahead of need");
+                claimed.push(block.cidr);
+            }
+        }
+        if !claimed.is_empty() {
+            self.store.flush()?;
+        }
+        Ok(claimed)
     }
 }

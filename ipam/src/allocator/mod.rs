@@ -30,7 +30,7 @@ pub use batch::MAX_BATCH;
 pub use check::{
     BlockIssue, BlockIssueKind, CheckReport, DanglingHandle, LeakReason, LeakedAllocation,
 };
-pub use report::{BlockUsage, PoolUsage};
+pub use report::{BlockUsage, NodeHoldings, PoolUsage};
 
 /// Most attempts of one operation before [`IpamError::Contention`].
 pub const MAX_ATTEMPTS: u32 = 100;

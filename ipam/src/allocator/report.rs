@@ -50,6 +50,19 @@ pub struct PoolUsage {
     pub blocks: Vec<BlockUsage>,
 }
 
+/// What one node holds, as [`Allocator::node_holdings`] reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeHoldings {
+    /// Blocks affine to the node ([`Allocator::owned_blocks`]).
+    pub owned_blocks: Vec<IpNetwork>,
+    /// Its addresses in other nodes' blocks ([`Allocator::borrowed_addresses`]).
+    pub borrowed: Vec<IpAddr>,
+    /// Other nodes' addresses in its blocks ([`Allocator::lent_addresses`]).
+    pub lent: Vec<IpAddr>,
+    /// Every address it allocated ([`Allocator::node_addresses`]).
+    pub addresses: Vec<IpAddr>,
+}
+
 impl Allocator {
     /// Usage of every configured pool (`bramble ipam show`).
     pub fn show(&self) -> Result<Vec<PoolUsage>, IpamError> {
@@ -131,6 +144,30 @@ impl Allocator {
             covered_to = Some(e);
         }
         total
+    }
+
+    /// Everything the advertiser needs about `node`, from one read of the blocks.
+    pub fn node_holdings(&self, node: &str) -> Result<NodeHoldings, IpamError> {
+        let mut out = NodeHoldings::default();
+        for (_, block, _) in self.list_rec::<Block>(keys::BLOCKS)? {
+            let own = block.affinity.as_deref() == Some(node);
+            if own {
+                out.owned_blocks.push(block.cidr);
+            }
+            for (&o, r) in &block.allocations {
+                let ip = block.ip(o);
+                match (own, r.node == node) {
+                    (true, false) => out.lent.push(ip),
+                    (false, true) => {
+                        out.borrowed.push(ip);
+                        out.addresses.push(ip);
+                    }
+                    (true, true) => out.addresses.push(ip),
+                    (false, false) => {}
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Blocks affine to `node`, in CIDR order (the advertiser announces these as aggregates).
