@@ -14,6 +14,7 @@
 //! withdrawn by the time its release is.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use tracing::{info, warn};
 use crate::advertiser::{desired, Advertiser, Holdings};
 use crate::api::{IpamAddress, Request, Response};
 use crate::local_fib::LocalFib;
+use crate::origination::{Change, Tracked};
 
 /// Why IPAM could not start (the agent does not start either).
 #[derive(Debug, thiserror::Error)]
@@ -143,38 +145,11 @@ struct Queued {
     answer: oneshot::Sender<Result<Allocation, String>>,
 }
 
-/// What the node originates, and the holdings it was computed from.
+/// What the node originates, and the holdings it is computed from.
 #[derive(Default)]
 struct Origination {
     adv: Advertiser,
-    /// The holdings last read from the store, plus what batches allocated since. `None`
-    /// until the first [`IpamService::sync`].
-    held: Option<Holdings>,
-    /// Counts the batches followed.
-    epoch: u64,
-    /// What each batch allocated while a sync was reading, by epoch.
-    recent: Vec<(u64, Allocation)>,
-}
-
-/// Adds one allocation of this node to `held`.
-fn add_allocation(mode: Advertise, held: &mut Holdings, a: &Allocation) {
-    match mode {
-        Advertise::HostRoutes => {
-            if !held.addresses.contains(&a.ip) {
-                held.addresses.push(a.ip);
-            }
-        }
-        Advertise::Aggregate if a.borrowed => {
-            if !held.borrowed.contains(&a.ip) {
-                held.borrowed.push(a.ip);
-            }
-        }
-        Advertise::Aggregate => {
-            if !held.owned_blocks.contains(&a.block) {
-                held.owned_blocks.push(a.block);
-            }
-        }
-    }
+    tracked: Tracked,
 }
 
 impl IpamService {
@@ -235,12 +210,12 @@ impl IpamService {
     /// Reads what the node holds, and announces / withdraws / blackholes the difference from
     /// what is in place. Failures are logged and the failed part is retried on the next call.
     ///
-    /// The read does not hold up allocations: batches that finish meanwhile are logged in
-    /// `origin.recent` and laid over the read before it is applied (syncs take turns, so an
-    /// older read never lands after a newer one).
+    /// The read does not hold up allocations: what batches and releases change meanwhile is
+    /// laid over the read before it is applied ([`Tracked`]; syncs take turns, so an older
+    /// read never lands after a newer one).
     pub async fn sync(&self) {
         let _turn = self.syncing.lock().await;
-        let since = self.origin.lock().await.epoch;
+        let since = self.origin.lock().await.tracked.begin_read();
         let mode = self.mode;
         let held = self
             .blocking(move |a| {
@@ -259,7 +234,7 @@ impl IpamService {
                 })
             })
             .await;
-        let mut held = match held {
+        let held = match held {
             Ok(h) => h,
             Err(e) => {
                 warn!(error = %e, "cannot read this node's IPAM holdings; advertisement unchanged");
@@ -267,44 +242,28 @@ impl IpamService {
             }
         };
         let mut origin = self.origin.lock().await;
-        // Batches committed before the read began are in it; later ones may not be.
-        origin.recent.retain(|(epoch, _)| *epoch > since);
-        for (_, a) in &origin.recent {
-            add_allocation(self.mode, &mut held, a);
-        }
-        origin.held = Some(held);
+        origin.tracked.finish_read(mode, since, held);
         self.originate(&mut origin).await;
     }
 
-    /// Adds what a batch allocated to the holdings and originates the difference.
-    async fn follow(&self, allocated: &[Allocation]) {
-        if allocated.is_empty() {
+    /// Applies what this node just allocated or released to the holdings and originates the
+    /// difference.
+    async fn follow(&self, changes: &[Change]) {
+        if changes.is_empty() {
             return;
         }
         let mut origin = self.origin.lock().await;
-        origin.epoch += 1;
-        let epoch = origin.epoch;
-        if self.syncing.try_lock().is_ok() {
-            // No read in progress: a sync that starts from now on sees this batch.
-            origin.recent.clear();
-        } else {
-            origin
-                .recent
-                .extend(allocated.iter().map(|a| (epoch, a.clone())));
-        }
-        let Some(held) = origin.held.as_mut() else {
+        let reading = self.syncing.try_lock().is_err();
+        if !origin.tracked.apply(self.mode, changes, reading) {
             drop(origin);
             return self.sync().await;
-        };
-        for a in allocated {
-            add_allocation(self.mode, held, a);
         }
         self.originate(&mut origin).await;
     }
 
-    /// Applies the difference between what `origin.held` wants and what is in place.
+    /// Applies the difference between what the tracked holdings want and what is in place.
     async fn originate(&self, origin: &mut Origination) {
-        let Some(held) = &origin.held else {
+        let Some(held) = origin.tracked.held() else {
             return;
         };
         let adv = &mut origin.adv;
@@ -418,9 +377,9 @@ impl IpamService {
                 return;
             }
         };
-        let allocated: Vec<Allocation> = results
+        let allocated: Vec<Change> = results
             .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
+            .filter_map(|r| r.as_ref().ok().map(Change::from))
             .collect();
         let stored = started.elapsed();
         self.follow(&allocated).await;
@@ -511,19 +470,22 @@ impl IpamService {
                 })
             }
             Request::IpamRelease { handle, ip } => {
-                let count = match (handle, ip) {
-                    (Some(handle), None) => self
-                        .blocking_write(move |a| a.release_handle(&handle))
-                        .await?
-                        .len(),
+                let freed: Vec<IpAddr> = match (handle, ip) {
+                    (Some(handle), None) => {
+                        self.blocking_write(move |a| a.release_handle(&handle))
+                            .await?
+                    }
                     (None, Some(ip)) => self
                         .blocking_write(move |a| a.release_ip(ip, None))
                         .await?
-                        .map_or(0, |_| 1),
+                        .map(|r| r.ip)
+                        .into_iter()
+                        .collect(),
                     _ => return Err("give exactly one of handle and ip".into()),
                 };
-                self.sync().await;
-                Ok(Response::Done { count })
+                let changes: Vec<Change> = freed.iter().copied().map(Change::Released).collect();
+                self.follow(&changes).await;
+                Ok(Response::Done { count: freed.len() })
             }
             Request::IpamGet { handle } => {
                 let got = self

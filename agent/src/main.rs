@@ -10,6 +10,7 @@ mod ipam_cli;
 mod ipam_service;
 mod local_fib;
 mod mesh;
+mod origination;
 mod prefix_file;
 mod registry;
 mod reload;

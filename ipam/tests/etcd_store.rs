@@ -111,12 +111,17 @@ fn calls_fail_within_the_bound_when_etcd_does_not_answer() {
     assert!(matches!(r, Err(StoreError::Timeout { .. })), "{r:?}");
     // Generous: the point is "bounded", not how fast (shared CI cores).
     assert!(start.elapsed() < bound + Duration::from_secs(5));
+    let start = Instant::now();
+    assert!(matches!(s.reachable(), Err(StoreError::Timeout { .. })));
+    assert!(start.elapsed() < bound + Duration::from_secs(5));
 
     // A hung member (SIGSTOP) accepts connections but never answers.
     let mut cluster = EtcdCluster::single().unwrap();
     let s = EtcdStore::open(&EtcdOptions::new(cluster.client_endpoints()).timeout(bound)).unwrap();
     s.compare_and_swap("k", None, Some(b"v".to_vec())).unwrap();
+    s.reachable().unwrap();
     cluster.pause(0);
+    assert!(matches!(s.reachable(), Err(StoreError::Timeout { .. })));
     let start = Instant::now();
     let r = s.compare_and_swap("k2", None, Some(b"v".to_vec()));
     let msg = r

@@ -94,6 +94,11 @@ impl Allocator {
             Ok(w) => w,
             Err(e) => return fail_all(&placed, out, &e),
         };
+        // No read precedes this write: make sure it is not sent into a partition, where it
+        // could land after these requests were failed.
+        if let Err(e) = self.store.reachable() {
+            return fail_all(&placed, out, &IpamError::Store(e));
+        }
         let rev = match self.transact(&writes).and_then(|rev| {
             self.store.flush()?;
             Ok(rev)

@@ -411,6 +411,19 @@ impl Store for EtcdStore {
         to_rev(rev)
     }
 
+    fn reachable(&self) -> Result<(), StoreError> {
+        // A serializable read is answered by the member alone (no quorum round), and with
+        // `require_leader` only by a member that has a leader.
+        let key = self.full("reachable");
+        self.call(format!("read {key}"), move |mut c| {
+            let key = key.clone();
+            async move {
+                let opts = GetOptions::new().with_serializable().with_keys_only();
+                attempt(c.get(key, Some(opts)).await).map_or_done(|_| ())
+            }
+        })
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
         let full = self.full(prefix);
         let kvs = self.call(format!("list {full}"), move |mut c| {

@@ -95,6 +95,14 @@ pub trait Store: Send + Sync {
     /// Every key starting with `prefix`, in key order.
     fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError>;
 
+    /// Checks that the store answers right now, before a write that must not be left in
+    /// flight: a write sent into a partition may be delivered after the caller gave up on it
+    /// (a timeout is ambiguous), so callers that promise "failed means nothing was stored"
+    /// first make sure the store is reachable. Local stores are always reachable.
+    fn reachable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Makes every write done so far durable. The allocator calls it before acknowledging an
     /// allocation or release. In-memory stores do nothing.
     fn flush(&self) -> Result<(), StoreError> {

@@ -122,6 +122,10 @@ impl Store for FaultyStore {
         self.inner.list(prefix)
     }
 
+    fn reachable(&self) -> Result<(), StoreError> {
+        self.inner.reachable()
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush()
     }
