@@ -172,6 +172,9 @@ fn member_loss_and_node_cutoff() {
 
     let set: HashSet<&IpAddr> = ips.iter().collect();
     assert_eq!(set.len(), ips.len(), "duplicate addresses handed out");
-    assert_eq!(lab.handle_keys().len(), ips.len());
+    let keys = lab.handle_keys();
+    let cut_stored: Vec<&String> = keys.iter().filter(|k| k.contains("c2cut")).collect();
+    assert!(cut_stored.is_empty(), "failed ADDs stored: {cut_stored:?}");
+    assert_eq!(keys.len(), ips.len());
     assert_checks_clean(&lab);
 }
