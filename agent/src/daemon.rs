@@ -40,8 +40,8 @@ use crate::server::{ControlSocket, Services};
 /// Exit status for a configuration that does not load.
 const EXIT_CONFIG: u8 = 2;
 /// How often a node on a shared (etcd) store re-reads what it holds and what others borrowed
-/// from its blocks.
-const CLUSTER_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+/// from its blocks, whatever the etcd watch ([`crate::lent_watch`]) said: a safety net.
+const CLUSTER_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs the agent in the foreground. Config errors print `FILE:LINE:COL: reason` and exit 2;
 /// other start-up failures exit 1; a signal-initiated shutdown exits 0.
@@ -191,6 +191,14 @@ async fn run_bound(
         "agent started"
     );
 
+    // Aggregate mode on a shared store: an etcd watch says when other nodes borrow from (or
+    // give back to) this node's blocks.
+    let follow_lent = cfg.ipam.store == config::StoreKind::Etcd
+        && cfg.bgp.advertise == config::Advertise::Aggregate
+        && allocator.is_some();
+    let (lent_tx, lent_rx) = tokio::sync::watch::channel(0u64);
+    let lent_watch =
+        follow_lent.then(|| crate::lent_watch::LentWatch::new(cfg.node.name.clone(), lent_tx));
     let ipam = match allocator {
         Some(allocator) => {
             let mut service =
@@ -221,12 +229,23 @@ async fn run_bound(
                 // Other nodes change the shared store too (borrowing from this node's
                 // blocks): re-read it now and then so the blackholes follow.
                 let refresher = Arc::clone(&service);
+                let mut lent = follow_lent.then_some(lent_rx);
                 tokio::spawn(async move {
                     let mut tick = tokio::time::interval(CLUSTER_REFRESH);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     tick.tick().await;
                     loop {
-                        tick.tick().await;
+                        match lent.as_mut() {
+                            Some(rx) => tokio::select! {
+                                _ = tick.tick() => {}
+                                changed = rx.changed() => if changed.is_err() {
+                                    lent = None;
+                                },
+                            },
+                            None => {
+                                tick.tick().await;
+                            }
+                        }
                         refresher.sync().await;
                     }
                 });
@@ -236,7 +255,7 @@ async fn run_bound(
         None => None,
     };
     // The node registry and the mesh (when etcd is configured).
-    let cluster = crate::registry::Cluster::start(cfg, &speaker);
+    let cluster = crate::registry::Cluster::start(cfg, &speaker, lent_watch);
     // Config reload: SIGHUP and `bramble reload`.
     let reload = config_path.map(|path| {
         Arc::new(crate::reload::Reloader::new(

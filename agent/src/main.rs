@@ -8,6 +8,7 @@ mod daemon;
 mod fib_sink;
 mod ipam_cli;
 mod ipam_service;
+mod lent_watch;
 mod local_fib;
 mod mesh;
 mod origination;

@@ -25,6 +25,7 @@ use tokio::time::{timeout, Instant};
 use tracing::{debug, info, warn};
 
 use crate::api::{NodeInfo, NodeMesh, NodeRole};
+use crate::lent_watch::LentWatch;
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -164,11 +165,12 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts registering `me` and watching the registry. Must run inside a tokio runtime.
-    pub fn spawn(settings: RegistrySettings, me: NodeInfo) -> Self {
+    /// Starts registering `me` and watching the registry (and, with `lent`, the IPAM blocks).
+    /// Must run inside a tokio runtime.
+    pub fn spawn(settings: RegistrySettings, me: NodeInfo, lent: Option<LentWatch>) -> Self {
         let (view_tx, view) = watch::channel(NodeView::default());
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(settings, me, view_tx, stop_rx));
+        let task = tokio::spawn(run(settings, me, view_tx, stop_rx, lent));
         Self {
             view,
             stop,
@@ -209,9 +211,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the registry (when etcd endpoints are configured) and the mesh (when
     /// `bgp.mesh` is on). Must run inside a tokio runtime.
+    /// `lent` follows the IPAM blocks over the same connection.
     pub fn start(
         cfg: &config::Config,
         speaker: &bgp::speaker::SpeakerHandle,
+        lent: Option<LentWatch>,
     ) -> Option<std::sync::Arc<Self>> {
         let settings = RegistrySettings::from_config(cfg)?;
         let me = own_info(cfg);
@@ -222,7 +226,7 @@ impl Cluster {
             mesh = ?cfg.bgp.mesh,
             "node registry on etcd"
         );
-        let registry = Registry::spawn(settings, me.clone());
+        let registry = Registry::spawn(settings, me.clone(), lent);
         let mesh = (cfg.bgp.mesh != config::MeshMode::Off).then(|| {
             let export = bgp::policy::Filter {
                 rules: (!cfg.ipam.pools.is_empty()).then(|| {
@@ -270,13 +274,14 @@ async fn run(
     me: NodeInfo,
     view: watch::Sender<NodeView>,
     mut stop: watch::Receiver<bool>,
+    mut lent: Option<LentWatch>,
 ) {
     let mut held = Held::default();
     let mut backoff = Duration::from_millis(250);
     loop {
         let started = Instant::now();
         let ended = tokio::select! {
-            e = session(&settings, &me, &view, &mut held) => e,
+            e = session(&settings, &me, &view, &mut held, lent.as_mut()) => e,
             _ = stop.changed() => break,
         };
         view.send_modify(|v| v.connected = false);
@@ -307,8 +312,9 @@ async fn session(
     me: &NodeInfo,
     view: &watch::Sender<NodeView>,
     held: &mut Held,
+    lent: Option<&mut LentWatch>,
 ) -> SessionError {
-    match session_inner(settings, me, view, held).await {
+    match session_inner(settings, me, view, held, lent).await {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -321,6 +327,7 @@ async fn session_inner(
     me: &NodeInfo,
     view: &watch::Sender<NodeView>,
     held: &mut Held,
+    mut lent: Option<&mut LentWatch>,
 ) -> Result<Never, SessionError> {
     let options = settings.connect_options()?;
     let t = settings.timeout;
@@ -413,6 +420,20 @@ async fn session_inner(
         .with_prefix()
         .with_start_revision(revision + 1);
     let mut events = deadline(t, "watch", client.watch(prefix.clone(), Some(options))).await?;
+    // The IPAM blocks, from the same revision: what this node lends (aggregate mode).
+    let blocks_prefix = format!("{}blocks/", settings.prefix);
+    let mut blocks = match lent.as_deref_mut() {
+        Some(l) => {
+            let options = WatchOptions::new()
+                .with_prefix()
+                .with_start_revision(revision + 1);
+            let stream = deadline(t, "watch", client.watch(blocks_prefix, Some(options))).await?;
+            // Events before this watch were not seen: a full read is due.
+            l.restart();
+            Some(stream)
+        }
+        None => None,
+    };
 
     // Refresh three times per TTL; a lease that has not been refreshed for a whole TTL is
     // gone on the etcd side too.
@@ -436,7 +457,34 @@ async fn session_inner(
                 Some(resp) => apply(&prefix, &me.name, &resp, view)?,
                 None => return Err(SessionError::StreamEnded("watch")),
             },
+            m = next_block_event(&mut blocks) => match m? {
+                Some(resp) => {
+                    if resp.canceled() {
+                        return Err(SessionError::WatchCancelled(resp.cancel_reason().into()));
+                    }
+                    if let Some(l) = lent.as_deref_mut() {
+                        for ev in resp.events() {
+                            let Some(kv) = ev.kv() else { continue };
+                            match ev.event_type() {
+                                EventType::Put => l.put(kv.key(), kv.value()),
+                                EventType::Delete => l.delete(kv.key()),
+                            }
+                        }
+                    }
+                }
+                None => return Err(SessionError::StreamEnded("blocks watch")),
+            },
         }
+    }
+}
+
+/// The next message of the blocks watch; never ready without one.
+async fn next_block_event(
+    stream: &mut Option<etcd_client::WatchStream>,
+) -> Result<Option<WatchResponse>, etcd_client::Error> {
+    match stream {
+        Some(s) => s.message().await,
+        None => std::future::pending().await,
     }
 }
 
