@@ -17,18 +17,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use bgp::wire::Prefix;
 use config::Advertise;
 
-/// What the node holds, as read from the allocator.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Holdings {
-    /// Blocks affine to this node.
-    pub owned_blocks: Vec<Prefix>,
-    /// Addresses this node allocated in other nodes' blocks.
-    pub borrowed: Vec<IpAddr>,
-    /// Every address this node allocated (own blocks and borrowed).
-    pub addresses: Vec<IpAddr>,
-    /// Addresses in this node's blocks that other nodes hold (aggregate mode).
-    pub lent: Vec<IpAddr>,
-}
+/// What the node holds, as read from the allocator (`owned_blocks`, `borrowed`, `lent`,
+/// `addresses`).
+pub type Holdings = ipam::NodeHoldings;
 
 /// The prefixes to originate and the blocks to blackhole.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

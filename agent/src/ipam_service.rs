@@ -29,7 +29,7 @@ use ipam::{
 use tokio::sync::{oneshot, Mutex};
 use tracing::{info, warn};
 
-use crate::advertiser::{desired, Advertiser, Holdings};
+use crate::advertiser::{desired, Advertiser};
 use crate::api::{IpamAddress, Request, Response};
 use crate::local_fib::LocalFib;
 use crate::origination::{Change, Tracked};
@@ -216,24 +216,7 @@ impl IpamService {
     pub async fn sync(&self) {
         let _turn = self.syncing.lock().await;
         let since = self.origin.lock().await.tracked.begin_read();
-        let mode = self.mode;
-        let held = self
-            .blocking(move |a| {
-                let h = a.node_holdings(a.node())?;
-                Ok(match mode {
-                    Advertise::HostRoutes => Holdings {
-                        addresses: h.addresses,
-                        ..Holdings::default()
-                    },
-                    Advertise::Aggregate => Holdings {
-                        owned_blocks: h.owned_blocks,
-                        borrowed: h.borrowed,
-                        lent: h.lent,
-                        addresses: Vec::new(),
-                    },
-                })
-            })
-            .await;
+        let held = self.blocking(|a| a.node_holdings(a.node())).await;
         let held = match held {
             Ok(h) => h,
             Err(e) => {
@@ -242,7 +225,7 @@ impl IpamService {
             }
         };
         let mut origin = self.origin.lock().await;
-        origin.tracked.finish_read(mode, since, held);
+        origin.tracked.finish_read(self.mode, since, held);
         self.originate(&mut origin).await;
     }
 

@@ -444,3 +444,32 @@ fn check_reports_and_repairs_leaks_and_dangling_handles() {
     assert!(a.handle_allocations("gone").unwrap().is_empty());
     assert_eq!(a.show().unwrap()[0].used, 1);
 }
+
+#[test]
+fn node_holdings_is_the_four_views_in_one_read() {
+    let store = memory();
+    let mut c = cfg(&[("10.0.0.0/29", 30)]);
+    c.max_blocks_per_node = Some(1);
+    let a = alloc(&store, "a", &c);
+    let b = alloc(&store, "b", &c);
+    for i in 0..4 {
+        a.allocate(&Request::new(format!("a{i}"))).unwrap();
+    }
+    b.allocate(&Request::new("b0")).unwrap();
+    a.release_handle("a2").unwrap();
+    // a's block has room again, but a is at its block limit and b borrows from it once b's
+    // own block is full.
+    for i in 1..5 {
+        b.allocate(&Request::new(format!("b{i}"))).unwrap();
+    }
+    for node in ["a", "b"] {
+        let h = a.node_holdings(node).unwrap();
+        assert_eq!(h.owned_blocks, a.owned_blocks(node).unwrap());
+        assert_eq!(h.borrowed, a.borrowed_addresses(node).unwrap());
+        assert_eq!(h.lent, a.lent_addresses(node).unwrap());
+        assert_eq!(h.addresses, a.node_addresses(node).unwrap());
+    }
+    let h = a.node_holdings("a").unwrap();
+    assert_eq!(h.lent, vec![ip("10.0.0.2")]);
+    assert_eq!(a.node_holdings("b").unwrap().borrowed, vec![ip("10.0.0.2")]);
+}
