@@ -167,14 +167,40 @@ fn dangling_handle_entry_is_ignored_reported_and_overwritten() {
 }
 
 #[test]
-fn crash_between_block_and_handle_release() {
+fn crash_during_a_release_leaves_the_allocation_whole() {
     let inner = memory();
     let faulty = Arc::new(FaultyStore::new(inner.clone()));
     let c = cfg(&[("10.0.0.0/24", 26)]);
     let a = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
     let got = a.allocate(&Request::new("h")).unwrap();
+    // Die deleting the handle: the block goes in the same transaction, so neither changes.
     faulty.fail_when(|key, _, new| key.starts_with("handles/") && new.is_none());
     assert!(a.release_handle("h").is_err());
+    let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
+    assert!(restarted.check(None).unwrap().is_clean());
+    assert_eq!(restarted.handle_allocations("h").unwrap(), vec![got.clone()]);
+    // The retried release (what CNI DEL does) finishes the job.
+    assert_eq!(restarted.release_handle("h").unwrap(), vec![got.ip]);
+    assert!(restarted.check(None).unwrap().is_clean());
+    assert_eq!(
+        restarted.allocate(&Request::new("next")).unwrap().ip,
+        got.ip
+    );
+}
+
+#[test]
+fn a_handle_entry_left_by_a_half_release_is_finished_by_the_next() {
+    // What a crash between the two writes of an older version's release left: the address
+    // free in its block, the handle still naming it.
+    let inner = memory();
+    let c = cfg(&[("10.0.0.0/24", 26)]);
+    let a = Allocator::new(inner.clone(), "n1", c.clone()).unwrap();
+    let got = a.allocate(&Request::new("h")).unwrap();
+    let handle = inner.get("handles/h").unwrap().unwrap();
+    a.release_handle("h").unwrap();
+    inner
+        .compare_and_swap("handles/h", None, Some(handle.0))
+        .unwrap();
     let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
     assert_eq!(restarted.check(None).unwrap().dangling_handles.len(), 1);
     // The address is already free; the retried release finishes the job.

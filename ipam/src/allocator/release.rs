@@ -1,8 +1,9 @@
 //! Releases: by address, by handle, and of empty blocks.
 //!
-//! Order of writes: the block first, then the handle record, so a crash in between leaves a
-//! handle entry pointing at a free address — ignored by readers, finished by the next release
-//! of that handle, reported by `check`.
+//! A release writes the block(s) and the handle record in one store transaction, each
+//! compared on the revision read, so it is all there or not at all. (Older versions wrote the
+//! block first; a handle entry pointing at a free address is still ignored by readers,
+//! finished by the next release of that handle, and reported by `check`.)
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -10,13 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnetwork::IpNetwork;
 
-use super::{ok_if_conflict, Allocator, Released};
+use super::{ok_if_conflict, write_rec, Allocator, Released};
 use crate::addr::Family;
 use crate::block::{AllocRecord, Block, BlockRefusal};
 use crate::error::IpamError;
 use crate::keys;
 use crate::records::{AffinityRecord, HandleRecord};
-use crate::store::Revision;
+use crate::store::{Revision, Write};
 
 impl Allocator {
     /// Frees `ip`. With `seq`, only if the allocation carries that sequence number
@@ -27,14 +28,18 @@ impl Allocator {
             return Ok(None);
         };
         let Some(rec) = self.retry("release address", || {
-            self.release_in_block(cidr, ip, seq, None)
+            let Some((block, brev, rec)) = self.without(cidr, ip, seq, None)? else {
+                return Ok(None);
+            };
+            let mut writes = vec![write_rec(&keys::block(cidr), Some(brev), Some(&block))?];
+            writes.extend(self.handle_without(&rec.handle, ip, rec.seq)?);
+            let rev = self.transact(&writes)?;
+            self.remember_block(&block, rev);
+            Ok(Some(rec))
         })?
         else {
             return Ok(None);
         };
-        self.retry("release handle entry", || {
-            self.drop_handle_entry(&rec.handle, ip, rec.seq)
-        })?;
         self.store.flush()?;
         tracing::info!(node = %self.node, %ip, handle = %rec.handle, seq = rec.seq, "released address");
         Ok(Some(Released {
@@ -48,38 +53,49 @@ impl Allocator {
     /// gives an empty list. Returns the freed addresses once the release is durable.
     pub fn release_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
         let key = keys::handle(handle);
-        let mut freed = Vec::new();
-        self.retry("release handle", || {
+        let freed = self.retry("release handle", || {
             let Some((rec, rev)) = self.get_rec::<HandleRecord>(&key)? else {
-                return Ok(());
+                return Ok(Vec::new());
             };
+            let mut freed = Vec::new();
+            let mut blocks = Vec::new();
+            let mut writes = Vec::new();
             for entry in rec.entries() {
-                if self
-                    .release_in_block(entry.block, entry.ip, Some(entry.seq), Some(handle))?
-                    .is_some()
+                if let Some((block, brev, _)) =
+                    self.without(entry.block, entry.ip, Some(entry.seq), Some(handle))?
                 {
+                    writes.push(write_rec(
+                        &keys::block(block.cidr),
+                        Some(brev),
+                        Some(&block),
+                    )?);
+                    blocks.push(block);
                     freed.push(entry.ip);
                 }
             }
-            self.put_rec::<HandleRecord>(&key, Some(rev), None)?;
-            Ok(())
+            writes.push(write_rec::<HandleRecord>(&key, Some(rev), None)?);
+            let written = self.transact(&writes)?;
+            for block in &blocks {
+                self.remember_block(block, written);
+            }
+            Ok(freed)
         })?;
         self.store.flush()?;
         tracing::info!(node = %self.node, handle, freed = ?freed, "released handle");
         Ok(freed)
     }
 
-    /// Frees `ip` in its block; with `handle`, only if that handle holds it (and a stale
+    /// Block `cidr` as read (with its revision) and with `ip` freed, and the allocation freed;
+    /// `None` when there is nothing to free. With `handle`, only if that handle holds it (a stale
     /// sequence number is then silently skipped: the address belongs to someone else now).
-    pub(super) fn release_in_block(
+    fn without(
         &self,
         cidr: IpNetwork,
         ip: IpAddr,
         seq: Option<u64>,
         handle: Option<&str>,
-    ) -> Result<Option<AllocRecord>, IpamError> {
-        let key = keys::block(cidr);
-        let Some((mut block, rev)) = self.get_rec::<Block>(&key)? else {
+    ) -> Result<Option<(Block, Revision, AllocRecord)>, IpamError> {
+        let Some((mut block, rev)) = self.get_rec::<Block>(&keys::block(cidr))? else {
             return Ok(None);
         };
         let Some(ordinal) = block.ordinal(ip) else {
@@ -91,10 +107,7 @@ impl Allocator {
             }
         }
         match block.release(ordinal, seq) {
-            Ok(rec) => {
-                self.put_block(&block, Some(rev))?;
-                Ok(Some(rec))
-            }
+            Ok(rec) => Ok(Some((block, rev, rec))),
             Err(BlockRefusal::NotAllocated) => Ok(None),
             Err(BlockRefusal::Stale { .. }) if handle.is_some() => Ok(None),
             Err(BlockRefusal::Stale { current }) => Err(IpamError::StaleSequence {
@@ -105,28 +118,24 @@ impl Allocator {
         }
     }
 
-    /// Removes `handle`'s entry for `ip` if it still names allocation `seq`; deletes the record
-    /// once it holds nothing.
-    pub(super) fn drop_handle_entry(
+    /// The write that removes `handle`'s entry for `ip` if it still names allocation `seq`
+    /// (deleting the record once it holds nothing); `None` when there is no record.
+    fn handle_without(
         &self,
         handle: &str,
         ip: IpAddr,
         seq: u64,
-    ) -> Result<(), IpamError> {
+    ) -> Result<Option<Write>, IpamError> {
         let key = keys::handle(handle);
         let Some((mut rec, rev)) = self.get_rec::<HandleRecord>(&key)? else {
-            return Ok(());
+            return Ok(None);
         };
         let family = Family::of_ip(ip);
         if rec.get(family).is_some_and(|e| e.ip == ip && e.seq == seq) {
             rec.set(family, None);
         }
-        if rec.is_empty() {
-            self.put_rec::<HandleRecord>(&key, Some(rev), None)?;
-        } else {
-            self.put_rec(&key, Some(rev), Some(&rec))?;
-        }
-        Ok(())
+        let new = (!rec.is_empty()).then_some(&rec);
+        Ok(Some(write_rec(&key, Some(rev), new)?))
     }
 
     /// Gives back this node's empty blocks, keeping at least one block per pool.
