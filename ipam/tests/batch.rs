@@ -200,7 +200,7 @@ fn claiming_ahead_keeps_bursts_off_the_claim_path() {
 }
 
 #[test]
-fn claiming_ahead_respects_the_block_limit() {
+fn claiming_ahead_respects_the_block_limit_and_scarce_pools() {
     let inner = memory();
     let c = ipam::IpamConfig {
         max_blocks_per_node: Some(1),
@@ -212,4 +212,19 @@ fn claiming_ahead_respects_the_block_limit() {
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     assert!(a.claim_ahead().unwrap().is_empty());
+    // Two blocks in the pool, one taken: the other is left for whoever needs it first.
+    let (_, _, b) = faulty_allocator("n1", &[("10.0.0.0/25", 26)]);
+    b.allocate_many(&reqs("pod", 50))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert!(b.claim_ahead().unwrap().is_empty());
+    // Needed, it is claimed on the allocation path as before.
+    assert_eq!(
+        b.allocate_many(&reqs("more", 20))
+            .into_iter()
+            .filter(Result::is_ok)
+            .count(),
+        20
+    );
 }

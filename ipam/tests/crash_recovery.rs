@@ -178,7 +178,10 @@ fn crash_during_a_release_leaves_the_allocation_whole() {
     assert!(a.release_handle("h").is_err());
     let restarted = Allocator::new(inner.clone(), "n1", c).unwrap();
     assert!(restarted.check(None).unwrap().is_clean());
-    assert_eq!(restarted.handle_allocations("h").unwrap(), vec![got.clone()]);
+    assert_eq!(
+        restarted.handle_allocations("h").unwrap(),
+        vec![got.clone()]
+    );
     // The retried release (what CNI DEL does) finishes the job.
     assert_eq!(restarted.release_handle("h").unwrap(), vec![got.ip]);
     assert!(restarted.check(None).unwrap().is_clean());

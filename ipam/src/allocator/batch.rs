@@ -236,9 +236,11 @@ impl Allocator {
     /// Claims a block ahead of need, off the allocation path: for each pool this node already
     /// has blocks in, when its blocks there have fewer free addresses left than half a block
     /// (at most [`MAX_BATCH`]), claims the pool's next free block (unless
-    /// `max_blocks_per_node` is reached). A burst then never waits for a claim's round
-    /// trips. The claimed block is kept like any other: released after `release_grace` if it
-    /// stays empty (unless it is the node's last). Returns the blocks claimed.
+    /// `max_blocks_per_node` is reached, or half of the pool's blocks are claimed already:
+    /// when blocks grow scarce, nodes claim only when they must, so none is left to borrow
+    /// because another claimed early). A burst then never waits for a claim's round trips.
+    /// The claimed block is kept like any other: released after `release_grace` if it stays
+    /// empty (unless it is the node's last). Returns the blocks claimed.
     pub fn claim_ahead(&self) -> Result<Vec<ipnetwork::IpNetwork>, IpamError> {
         let low_pools: Vec<&crate::config::Pool> = {
             let own = self.own_cache();
@@ -267,8 +269,27 @@ impl Allocator {
                 })
                 .collect()
         };
+        if low_pools.is_empty() {
+            return Ok(Vec::new());
+        }
+        let existing: Vec<ipnetwork::IpNetwork> = self
+            .store
+            .list(keys::BLOCKS)?
+            .iter()
+            .filter_map(|e| e.key.strip_prefix(keys::BLOCKS)?.parse().ok())
+            .collect();
         let mut claimed = Vec::new();
         for pool in low_pools {
+            let size = |net| addr::net_size(net);
+            let pool_blocks = addr::enclosing(pool.cidr.ip(), pool.block_size)
+                .map_or(0, |b| size(pool.cidr) / size(b).max(1));
+            let taken = existing
+                .iter()
+                .filter(|b| addr::net_contains(pool.cidr, **b))
+                .count() as u128;
+            if taken.saturating_mul(2) >= pool_blocks {
+                continue;
+            }
             let family = pool.family();
             if let Some(max) = self.cfg.max_blocks_per_node {
                 let count = self
