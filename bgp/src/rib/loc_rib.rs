@@ -12,7 +12,7 @@
 //! Dropping a peer's routes scans the whole table (no per-peer index: it would cost more
 //! memory than the scan costs time, about 10 ms per million prefixes).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 

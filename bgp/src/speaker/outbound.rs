@@ -78,30 +78,39 @@ impl Speaker {
             return;
         }
         let dirty: Vec<Prefix> = self.dirty.drain().collect();
-        let any_session = self.peers.iter().any(|p| p.session.is_some());
+        // Peers that can take a route at all: a peer whose export filter denies everything
+        // and that holds nothing from us would only see no-ops.
+        let targets: Vec<usize> = (0..self.peers.len())
+            .filter(|&i| self.peers.get(i).is_some_and(|p| wants_exports(p)))
+            .collect();
         // Some peer takes several paths per prefix (RFC 7911): hand every path over.
         let want_all = self.rib.reports_all_paths();
+        let with_fib = self.fib.is_some();
+        let mut all: Vec<Path> = Vec::new();
         for prefix in dirty {
             // One Loc-RIB lookup serves the peers and the FIB.
-            let (best, all, hops) = match self.rib.get(&prefix) {
-                Some(e) => (
-                    e.best().cloned(),
+            all.clear();
+            let (best, hops) = match self.rib.get(&prefix) {
+                Some(e) => {
                     if want_all {
-                        e.paths().to_vec()
-                    } else {
-                        Vec::new()
-                    },
-                    fib_next_hops(e.ecmp()),
-                ),
-                None => (None, Vec::new(), Vec::new()),
+                        all.extend_from_slice(e.paths());
+                    }
+                    (
+                        e.best().cloned(),
+                        if with_fib {
+                            fib_next_hops(e.ecmp())
+                        } else {
+                            Vec::new()
+                        },
+                    )
+                }
+                None => (None, Vec::new()),
             };
             let paths = if want_all { &all[..] } else { best.as_slice() };
-            if any_session {
-                for idx in 0..self.peers.len() {
-                    if self.peers[idx].session.is_some() {
-                        self.export_one(idx, prefix, paths);
-                    }
-                }
+            // Where the best path came from is the same for every peer.
+            let origin = paths.first().and_then(|p| self.source_of(p));
+            for &idx in &targets {
+                self.export_one_from(idx, prefix, paths, origin);
             }
             if let Some(fib) = self.fib.as_mut() {
                 if hops.is_empty() {
@@ -117,6 +126,18 @@ impl Speaker {
     /// first, then the rest of the ECMP set, then the others; only the best is needed
     /// unless the peer negotiated add-path send for the family).
     pub(crate) fn export_one(&mut self, idx: usize, prefix: Prefix, paths: &[Path]) {
+        let origin = paths.first().and_then(|p| self.source_of(p));
+        self.export_one_from(idx, prefix, paths, origin);
+    }
+
+    /// [`Speaker::export_one`] with the source of the best path already known.
+    fn export_one_from(
+        &mut self,
+        idx: usize,
+        prefix: Prefix,
+        paths: &[Path],
+        origin: Option<PathSource>,
+    ) {
         let add_path = self
             .peers
             .get(idx)
@@ -127,7 +148,6 @@ impl Speaker {
             return;
         }
         let best = paths.first();
-        let origin = best.and_then(|p| self.source_of(p));
         let cluster_id = self.cfg.cluster_id;
         let Some(slot) = self.peers.get_mut(idx) else {
             return;
@@ -258,6 +278,17 @@ impl Speaker {
             }
         }
     }
+}
+
+/// Whether `slot` has a session that could take or lose a route: not when its export filter
+/// denies everything and it holds (and is about to get) nothing from us.
+fn wants_exports(slot: &PeerSlot) -> bool {
+    let Some(session) = slot.session.as_ref() else {
+        return false;
+    };
+    !slot.settings.export.denies_all(slot.ebgp)
+        || session.adj_out.advertised_len() > 0
+        || session.adj_out.has_pending()
 }
 
 /// The kernel next hops of an ECMP set: learned paths only (our own routes are not
