@@ -2,9 +2,10 @@
 
 use foldhash::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::fsm::State;
 use crate::rib::{PeerId, PeerInfo, Rib, RouteAttrs, LOCAL_PEER};
@@ -20,6 +21,8 @@ use super::{FibSink, SpeakerError};
 
 /// Session events handled before the speaker propagates changes and flushes.
 const EVENT_BATCH: usize = 32;
+/// How long the speaker waits at most before looking at a stalled write queue again.
+const STALL_RECHECK: Duration = Duration::from_millis(50);
 /// RFC 4486 §4 Cease subcode 2: Administrative Shutdown.
 const CEASE_ADMIN_SHUTDOWN: u8 = 2;
 
@@ -47,6 +50,8 @@ pub(crate) struct Speaker {
     pub refresh_state: super::refresh::RefreshState,
     /// How this run started (RFC 4724 restart state), for peers added later.
     pub gr_options: GracefulOptions,
+    /// Signalled when a stalled peer's write queue has room again.
+    pub writable: Arc<Notify>,
 }
 
 impl Speaker {
@@ -93,6 +98,7 @@ impl Speaker {
             soft_in: Default::default(),
             refresh_state: Default::default(),
             gr_options: restart,
+            writable: Arc::new(Notify::new()),
         };
         speaker.reindex();
         speaker.restart_begin();
@@ -110,6 +116,7 @@ impl Speaker {
             let busy = self.has_pending_out();
             let stalled = self.has_stash();
             let gr_deadline = self.graceful.next_deadline();
+            let writable = self.writable.clone();
             tokio::select! {
                 biased;
                 req = requests.recv() => match req {
@@ -151,8 +158,10 @@ impl Speaker {
                     self.gr_expire(tokio::time::Instant::now());
                 }
                 _ = std::future::ready(()), if busy => {}
-                // A peer's write queue was full: look again shortly.
-                _ = tokio::time::sleep(Duration::from_millis(5)), if stalled => {}
+                // A peer's write queue was full and has room again.
+                _ = writable.notified(), if stalled => {}
+                // Backstop for the wake-up above.
+                _ = tokio::time::sleep(STALL_RECHECK), if stalled => {}
             }
             // RFC 4724 §4.1: no route selection while it is deferred after a restart.
             if !self.selection_deferred() {
@@ -258,6 +267,7 @@ impl Speaker {
             cache: Default::default(),
             refresh: Vec::new(),
             stash: None,
+            waiting: false,
         });
         // After a restart, the dump waits for the deferred route selection.
         if !self.selection_deferred() {

@@ -18,8 +18,11 @@ use super::core::Speaker;
 use super::peer::{PeerSlot, EXPORT_CACHE_MAX};
 use super::policy_rules::{apply_export_policy, export_attrs, policy_changes, Source};
 
-/// Prefixes taken from one Adj-RIB-Out per flush, so one big table does not starve others.
+/// Prefixes encoded into one write-queue buffer.
 const FLUSH_CHUNK: usize = 20_000;
+/// Buffers queued per peer and flush at most, so one big table does not hold up the event
+/// loop (the rest waits for the next turn).
+const FLUSH_CHUNKS: usize = 8;
 
 impl Speaker {
     /// Some Established peer has changes to send and room to take them.
@@ -230,54 +233,75 @@ impl Speaker {
         })
     }
 
-    /// Encodes and sends what each Adj-RIB-Out has pending, a chunk per peer. Never waits:
-    /// a peer whose write queue is full keeps its bytes in `stash` (and its Adj-RIB-Out keeps
-    /// coalescing) until there is room.
+    /// Encodes and sends what each Adj-RIB-Out has pending, chunk by chunk while the peer's
+    /// write queue has room (at most [`FLUSH_CHUNKS`] chunks per peer and call, so one big
+    /// table does not hold up the event loop). Never waits: a peer whose write queue is full
+    /// keeps its bytes in `stash` (and its Adj-RIB-Out keeps coalescing) until there is room;
+    /// a task then wakes the speaker.
     pub(crate) fn flush(&mut self) {
         for slot in &mut self.peers {
             let Some(session) = slot.session.as_mut() else {
                 continue;
             };
-            if let Some(bytes) = session.stash.take() {
+            for _ in 0..FLUSH_CHUNKS {
+                let bytes = match session.stash.take() {
+                    Some(bytes) => bytes,
+                    None => {
+                        let buf = encode_chunk(session, slot.settings.address);
+                        if buf.is_empty() {
+                            break;
+                        }
+                        buf.freeze()
+                    }
+                };
                 match slot.handle.try_send(bytes) {
+                    Ok(()) => session.waiting = false,
                     Err(TrySend::Full(bytes)) => {
                         session.stash = Some(bytes);
-                        continue;
+                        if !session.waiting {
+                            session.waiting = true;
+                            let room = slot.handle.writable();
+                            let wake = self.writable.clone();
+                            tokio::spawn(async move {
+                                room.await;
+                                wake.notify_one();
+                            });
+                        }
+                        break;
                     }
-                    Err(TrySend::Gone) => continue,
-                    Ok(()) => {}
-                }
-            }
-            let ctx = session.negotiated.encode.clone();
-            let mut buf = BytesMut::new();
-            let pending = session.adj_out.take_pending_limited(FLUSH_CHUNK);
-            for (family, nlri) in &pending.withdrawals {
-                if let Err(e) = encode_withdrawals(*family, nlri, &ctx, &mut buf) {
-                    tracing::error!(peer = %slot.settings.address, "encode: {e}");
-                }
-            }
-            for (attrs, family, nlri) in &pending.announcements {
-                encode_group(attrs, *family, nlri, &ctx, &mut buf, slot.settings.address);
-            }
-            if session.adj_out.pending_len() == 0 {
-                for family in std::mem::take(&mut session.refresh) {
-                    resend_family(session, family, &ctx, &mut buf, slot.settings.address);
-                }
-            }
-            for family in session.adj_out.take_end_of_rib() {
-                encode_end_of_rib(family, &mut buf);
-            }
-            if !buf.is_empty() {
-                match slot.handle.try_send(buf.freeze()) {
-                    Err(TrySend::Full(bytes)) => session.stash = Some(bytes),
                     Err(TrySend::Gone) => {
                         tracing::warn!(peer = %slot.settings.address, "session task gone");
+                        break;
                     }
-                    Ok(()) => {}
                 }
             }
         }
     }
+}
+
+/// The next chunk of `session`'s pending changes, encoded: up to [`FLUSH_CHUNK`] prefixes,
+/// then (once nothing else is pending) requested re-sends and due End-of-RIB markers.
+fn encode_chunk(session: &mut super::peer::Session, peer: IpAddr) -> BytesMut {
+    let ctx = session.negotiated.encode.clone();
+    let mut buf = BytesMut::new();
+    let pending = session.adj_out.take_pending_limited(FLUSH_CHUNK);
+    for (family, nlri) in &pending.withdrawals {
+        if let Err(e) = encode_withdrawals(*family, nlri, &ctx, &mut buf) {
+            tracing::error!(%peer, "encode: {e}");
+        }
+    }
+    for (attrs, family, nlri) in &pending.announcements {
+        encode_group(attrs, *family, nlri, &ctx, &mut buf, peer);
+    }
+    if session.adj_out.pending_len() == 0 {
+        for family in std::mem::take(&mut session.refresh) {
+            resend_family(session, family, &ctx, &mut buf, peer);
+        }
+    }
+    for family in session.adj_out.take_end_of_rib() {
+        encode_end_of_rib(family, &mut buf);
+    }
+    buf
 }
 
 /// Whether `slot` has a session that could take or lose a route: not when its export filter
