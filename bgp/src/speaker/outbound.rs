@@ -363,7 +363,7 @@ fn resend_family(
                 .entry(Arc::as_ptr(a) as usize)
                 .or_insert_with(|| (a.clone(), Vec::new()))
                 .1
-                .push(*n);
+                .push(n);
         }
     }
     for (attrs, nlri) in groups.values() {
