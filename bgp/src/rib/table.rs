@@ -1,12 +1,14 @@
-//! The prefix table behind Adj-RIB-In and Loc-RIB: one hash map per address family, keyed by
+//! The prefix table behind Adj-RIB-In and Loc-RIB: one B-tree per address family, keyed by
 //! prefix, holding every accepted path for that prefix from every peer (as BIRD's tables do).
 //!
 //! Layout, for the memory budget: an IPv4 key is 5 bytes (address + length), an IPv6 key 17;
 //! the value is 16 bytes: a single path (the common case) inline, or a boxed vector for
 //! prefixes with several paths. The paths are kept ordered: the ECMP set first, best path at
-//! index 0.
+//! index 0. A B-tree rather than a hash map: its nodes are fuller than a hash table at
+//! its load limit (a million /32s need a 2^21-bucket hash table, half empty), and
+//! neighbouring prefixes, which UPDATEs carry together, share nodes that stay in cache.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -15,7 +17,6 @@ use crate::rib::attrs::RouteAttrs;
 use crate::rib::decision::{self, Candidate, MultipathConfig};
 use crate::rib::peer::{PeerId, PeerInfo};
 use crate::wire::{Ipv4Network, Ipv6Network, Prefix};
-use foldhash::fast::RandomState as SeededState;
 
 /// One accepted path for a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,13 +124,13 @@ pub(crate) struct Edit {
 /// A per-family prefix table.
 #[derive(Debug)]
 pub(crate) struct Table<K> {
-    pub(crate) map: HashMap<K, Paths, SeededState>,
+    pub(crate) map: BTreeMap<K, Paths>,
 }
 
-impl<K: Hash + Eq + Copy> Table<K> {
+impl<K: Ord + Copy> Table<K> {
     pub(crate) fn new() -> Self {
         Self {
-            map: HashMap::with_hasher(SeededState::default()),
+            map: BTreeMap::new(),
         }
     }
 
@@ -141,7 +142,7 @@ impl<K: Hash + Eq + Copy> Table<K> {
         peers: &impl PeerLookup,
         cfg: &MultipathConfig,
     ) -> Edit {
-        use std::collections::hash_map::Entry;
+        use std::collections::btree_map::Entry;
         let slot = match self.map.entry(key) {
             Entry::Vacant(v) => {
                 v.insert(Paths::One(path));
@@ -208,7 +209,7 @@ impl<K: Hash + Eq + Copy> Table<K> {
         peers: &impl PeerLookup,
         cfg: &MultipathConfig,
     ) -> Edit {
-        use std::collections::hash_map::Entry;
+        use std::collections::btree_map::Entry;
         let Entry::Occupied(mut o) = self.map.entry(key) else {
             return Edit {
                 changed: false,
@@ -329,7 +330,7 @@ fn same_set(before: &[Path], after: &Paths) -> bool {
 }
 
 /// An IPv4 table key: network address and length, 5 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct V4Key {
     addr: [u8; 4],
     len: u8,
@@ -357,7 +358,7 @@ impl V4Key {
 }
 
 /// An IPv6 table key: network address and length, 17 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct V6Key {
     addr: [u8; 16],
     len: u8,

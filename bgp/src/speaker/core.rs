@@ -19,6 +19,9 @@ use super::peer::{now_secs, PeerSlot, Session};
 use super::policy_rules::Target;
 use super::{FibSink, SpeakerError};
 
+/// Session events queued for the speaker. Small: a decoded UPDATE takes far more memory
+/// than its bytes, which wait in the socket buffers instead (TCP back-pressure).
+const SESSION_EVENTS: usize = 64;
 /// Session events handled before the speaker propagates changes and flushes.
 const EVENT_BATCH: usize = 32;
 /// How long the speaker waits at most before looking at a stalled write queue again.
@@ -68,7 +71,7 @@ impl Speaker {
             ),
             None => None,
         };
-        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let (ev_tx, ev_rx) = mpsc::channel(SESSION_EVENTS);
         let (req_tx, req_rx) = mpsc::channel(64);
         let mut peers = Vec::with_capacity(cfg.peers.len());
         for (i, settings) in cfg.peers.iter().enumerate() {
