@@ -8,7 +8,7 @@
 //! the route previously advertised" — a no-op set sends nothing).
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::rib::attrs::RouteAttrs;
@@ -73,7 +73,7 @@ pub struct AdjRibOut {
 pub type PathKey = (PeerId, u32);
 
 /// A store key: converts back to the [`Nlri`] it was made from.
-trait OutKey: Copy + Eq + std::hash::Hash {
+trait OutKey: Copy + Ord + std::hash::Hash {
     fn nlri(self) -> Nlri;
 }
 
@@ -123,7 +123,9 @@ enum Delta {
 /// Advertised and pending state under one key type.
 #[derive(Debug)]
 struct Store<K> {
-    advertised: HashMap<K, Arc<RouteAttrs>, SeededState>,
+    /// A B-tree: fuller than a hash table at its load limit, and the flush inserts runs of
+    /// neighbouring prefixes.
+    advertised: BTreeMap<K, Arc<RouteAttrs>>,
     /// Desired state not yet sent: `Some` = announce, `None` = withdraw.
     pending: HashMap<K, Option<Arc<RouteAttrs>>, SeededState>,
     /// Flush order of `pending` (first change first). May hold stale entries, which are
@@ -134,7 +136,7 @@ struct Store<K> {
 impl<K> Default for Store<K> {
     fn default() -> Self {
         Self {
-            advertised: HashMap::default(),
+            advertised: BTreeMap::new(),
             pending: HashMap::default(),
             order: VecDeque::new(),
         }
@@ -212,7 +214,6 @@ impl<K: OutKey> Store<K> {
     /// afterwards they count as advertised. Returns how many were taken.
     fn take(&mut self, max: usize, mut f: impl FnMut(Nlri, Option<&Arc<RouteAttrs>>)) -> usize {
         let mut taken = 0;
-        self.advertised.reserve(self.pending.len().min(max));
         while taken < max {
             let Some(key) = self.order.pop_front() else {
                 break;
