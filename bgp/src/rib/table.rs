@@ -330,19 +330,36 @@ fn same_set(before: &[Path], after: &Paths) -> bool {
 }
 
 /// An IPv4 table key: network address and length, 5 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct V4Key {
     addr: [u8; 4],
     len: u8,
 }
 
+impl Ord for V4Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+impl PartialOrd for V4Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Hash for V4Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u64(u64::from(u32::from_be_bytes(self.addr)) << 8 | u64::from(self.len));
+        h.write_u64(self.rank());
     }
 }
 
 impl V4Key {
+    /// Address order, then length: one integer compare instead of five byte compares.
+    fn rank(&self) -> u64 {
+        u64::from(u32::from_be_bytes(self.addr)) << 8 | u64::from(self.len)
+    }
+
     pub(crate) fn new(n: Ipv4Network) -> Self {
         Self {
             addr: n.network().octets(),
@@ -358,10 +375,22 @@ impl V4Key {
 }
 
 /// An IPv6 table key: network address and length, 17 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct V6Key {
     addr: [u8; 16],
     len: u8,
+}
+
+impl Ord for V6Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+impl PartialOrd for V6Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl Hash for V6Key {
@@ -374,6 +403,11 @@ impl Hash for V6Key {
 }
 
 impl V6Key {
+    /// Address order, then length.
+    fn rank(&self) -> (u128, u8) {
+        (u128::from_be_bytes(self.addr), self.len)
+    }
+
     pub(crate) fn new(n: Ipv6Network) -> Self {
         Self {
             addr: n.network().octets(),
