@@ -1,6 +1,6 @@
 //! The `Programmer` task and the `FibHandle` the speaker drives it with.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 

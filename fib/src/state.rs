@@ -2,7 +2,7 @@
 //! holds, and which destinations need a write. `Programmer` drives it with dumps, plans
 //! the writes it returns and feeds the results back.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
