@@ -17,6 +17,10 @@ use crate::table::{RouteError, RouteEvent, RouteTable, TableError};
 
 /// Shortest full-resync interval (a zero interval would dump in a loop).
 const MIN_RESYNC: Duration = Duration::from_secs(1);
+/// Most destinations written per batch: the route copies, requests and answers of one
+/// batch stay small, and the first writes go out while the rest is still arriving (the
+/// loop comes back at once while anything is dirty).
+const APPLY_BATCH: usize = 16 * 1024;
 /// Delay before subscribing again to route notifications after the stream ended.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
@@ -286,7 +290,10 @@ impl<T: RouteTable> Programmer<T> {
             }
             self.core.wake_due(now);
             self.apply().await;
-            self.applied.send_replace(seq);
+            // A batch at a time: everything up to `seq` is written once nothing is dirty.
+            if !self.core.has_dirty() {
+                self.applied.send_replace(seq);
+            }
 
             let more = {
                 let p = self.shared.lock();
@@ -358,7 +365,7 @@ impl<T: RouteTable> Programmer<T> {
 
     /// Writes everything that is due, as one batch (see [`RouteTable::write_batch`]).
     async fn apply(&mut self) {
-        let ops = self.core.plan(Instant::now());
+        let ops = self.core.plan(Instant::now(), APPLY_BATCH);
         if ops.is_empty() {
             return;
         }

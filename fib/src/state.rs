@@ -185,10 +185,20 @@ impl Core {
         stale.chain(retry).chain(self.verify_at).min()
     }
 
-    /// The writes needed now; destinations that must wait stay covered by their timers.
-    pub(crate) fn plan(&mut self, now: Instant) -> Vec<Op> {
-        let mut ops = Vec::with_capacity(self.dirty.len());
-        for dst in std::mem::take(&mut self.dirty) {
+    /// The writes needed now, for at most `limit` destinations (the others stay dirty for
+    /// the next call); destinations that must wait stay covered by their timers.
+    pub(crate) fn plan(&mut self, now: Instant, limit: usize) -> Vec<Op> {
+        let batch: Vec<IpNetwork> = if self.dirty.len() <= limit {
+            self.dirty.drain().collect()
+        } else {
+            let batch: Vec<IpNetwork> = self.dirty.iter().take(limit).copied().collect();
+            for dst in &batch {
+                self.dirty.remove(dst);
+            }
+            batch
+        };
+        let mut ops = Vec::with_capacity(batch.len());
+        for dst in batch {
             if let Some(want) = self.desired.get(&dst) {
                 self.stale.remove(&dst);
                 if let Some(have) = self.kernel.get(&dst) {
