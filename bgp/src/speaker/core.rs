@@ -1,6 +1,6 @@
 //! The speaker task: start-up, the event loop, and control requests.
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,7 @@ pub(crate) struct Speaker {
     pub rib: Rib,
     pub peers: Vec<PeerSlot>,
     /// Prefixes whose best path or ECMP set changed since the last propagation.
-    pub dirty: HashSet<Prefix>,
+    pub dirty: super::dirty::DirtySet,
     pub fib: Option<Box<dyn FibSink>>,
     /// Maximum-prefix warnings given and hold-downs running.
     pub limits: super::inbound::PrefixLimits,
@@ -90,7 +90,7 @@ impl Speaker {
             rib: Rib::new(cfg.asn, cfg.router_id),
             cfg,
             peers,
-            dirty: HashSet::default(),
+            dirty: Default::default(),
             fib,
             limits: Default::default(),
             graceful,

@@ -80,9 +80,8 @@ impl Speaker {
         if self.dirty.is_empty() {
             return;
         }
-        let mut dirty: Vec<Prefix> = self.dirty.drain().collect();
         // In address order: neighbouring prefixes share B-tree nodes (Loc-RIB, Adj-RIB-Out).
-        dirty.sort_unstable();
+        let dirty = self.dirty.take_sorted();
         // Peers that can take a route at all: a peer whose export filter denies everything
         // and that holds nothing from us would only see no-ops.
         let targets: Vec<usize> = (0..self.peers.len())
