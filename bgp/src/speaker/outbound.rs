@@ -85,7 +85,7 @@ impl Speaker {
         // Peers that can take a route at all: a peer whose export filter denies everything
         // and that holds nothing from us would only see no-ops.
         let targets: Vec<usize> = (0..self.peers.len())
-            .filter(|&i| self.peers.get(i).is_some_and(|p| wants_exports(p)))
+            .filter(|&i| self.peers.get(i).is_some_and(wants_exports))
             .collect();
         // Some peer takes several paths per prefix (RFC 7911): hand every path over.
         let want_all = self.rib.reports_all_paths();
