@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::netlink::NetlinkTable;
 use crate::route::Route;
-use crate::state::{later, Core};
+use crate::state::{later, Core, Kind, Kinds};
 use crate::table::{RouteError, RouteEvent, RouteTable, TableError};
 
 /// Shortest full-resync interval (a zero interval would dump in a loop).
@@ -80,8 +80,10 @@ pub struct FibStatus {
 
 #[derive(Default)]
 struct Pending {
-    /// Coalesced changes: the last word per destination (`None` = remove).
-    changes: HashMap<IpNetwork, Option<Route>>,
+    /// Coalesced changes: the last word per destination (`None` = remove), route bodies
+    /// shared through `kinds` (a million routes over a few next-hop sets hold a few).
+    changes: HashMap<IpNetwork, Option<Kind>>,
+    kinds: Kinds,
     /// Number of `set`/`remove` calls so far, plus one for the start-up sync.
     seq: u64,
     closed: bool,
@@ -132,7 +134,10 @@ pub struct FibHandle {
 
 impl FibHandle {
     fn push(&self, dst: IpNetwork, change: Option<Route>) {
+        // Next hops in order, so equal routes share one body.
+        let change = change.map(|r| r.normalized().kind);
         let mut pending = self.shared.lock();
+        let change = change.map(|kind| pending.kinds.intern(kind));
         pending.changes.insert(dst, change);
         pending.seq += 1;
         drop(pending);
@@ -265,7 +270,7 @@ impl<T: RouteTable> Programmer<T> {
             }
             for (dst, change) in changes {
                 match change {
-                    Some(route) => self.core.set(route),
+                    Some(kind) => self.core.set(dst, &kind),
                     None => self.core.remove(dst),
                 }
             }

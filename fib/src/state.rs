@@ -2,13 +2,16 @@
 //! holds, and which destinations need a write. `Programmer` drives it with dumps, plans
 //! the writes it returns and feeds the results back.
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use ipnetwork::IpNetwork;
 use tokio::time::Instant;
 
-use crate::route::Route;
+use crate::route::{Route, RouteKind};
 use crate::table::RouteError;
 
 /// First retry delay of a failed route; doubled per attempt up to [`MAX_BACKOFF`].
@@ -25,6 +28,53 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
 /// One write to the kernel.
 pub(crate) use crate::table::RouteWrite as Op;
 
+/// A route body (next hops or blackhole), shared by every destination that has it.
+pub(crate) type Kind = Arc<RouteKind>;
+
+/// Routes by destination, bodies shared: a B-tree of 26-byte entries instead of a hash
+/// map of whole routes with a next-hop vector each (a million routes over a few next-hop
+/// sets cost about 40 MB per map instead of about 190).
+type Routes = BTreeMap<IpNetwork, Kind>;
+
+/// The route bodies in use, one copy each.
+#[derive(Debug, Default)]
+pub(crate) struct Kinds {
+    set: HashSet<Kind>,
+    /// Size after the last sweep.
+    swept: usize,
+}
+
+/// Fewest interned bodies before a sweep is considered.
+const KINDS_SWEEP_MIN: usize = 1024;
+
+impl Kinds {
+    /// The shared copy of `kind`. Equal bodies are the same `Arc` while anyone holds one.
+    pub(crate) fn intern(&mut self, kind: RouteKind) -> Kind {
+        if let Some(k) = self.set.get(&kind) {
+            return Arc::clone(k);
+        }
+        self.insert(Arc::new(kind))
+    }
+
+    /// [`Kinds::intern`] for a body interned elsewhere (another `Kinds`).
+    pub(crate) fn intern_shared(&mut self, kind: &Kind) -> Kind {
+        if let Some(k) = self.set.get(&**kind) {
+            return Arc::clone(k);
+        }
+        self.insert(Arc::clone(kind))
+    }
+
+    fn insert(&mut self, k: Kind) -> Kind {
+        self.set.insert(Arc::clone(&k));
+        if self.set.len() > KINDS_SWEEP_MIN.max(2 * self.swept) {
+            // Bodies only the set holds belong to no route any more.
+            self.set.retain(|k| Arc::strong_count(k) > 1);
+            self.swept = self.set.len();
+        }
+        k
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Failure {
     error: String,
@@ -38,11 +88,12 @@ struct Failure {
 pub(crate) struct Core {
     stale_after: Duration,
     resync: Duration,
-    desired: HashMap<IpNetwork, Route>,
+    desired: Routes,
     /// Our routes in the kernel as it holds them (next hops resolved, interfaces filled).
-    kernel: HashMap<IpNetwork, Route>,
+    kernel: Routes,
     /// The desired route that produced `kernel[dst]`, for routes we installed ourselves.
-    installed_for: HashMap<IpNetwork, Route>,
+    installed_for: Routes,
+    kinds: Kinds,
     /// When to delete an owned route that is not desired (graceful-restart window).
     stale: HashMap<IpNetwork, Instant>,
     failed: HashMap<IpNetwork, Failure>,
@@ -60,9 +111,10 @@ impl Core {
         Self {
             stale_after,
             resync,
-            desired: HashMap::new(),
-            kernel: HashMap::new(),
-            installed_for: HashMap::new(),
+            desired: Routes::new(),
+            kernel: Routes::new(),
+            installed_for: Routes::new(),
+            kinds: Kinds::default(),
             stale: HashMap::new(),
             failed: HashMap::new(),
             dirty: HashSet::new(),
@@ -73,15 +125,16 @@ impl Core {
         }
     }
 
-    /// Wants `route` (replacing any earlier wish for its destination).
-    pub(crate) fn set(&mut self, route: Route) {
-        let route = route.normalized();
-        if self.desired.get(&route.dst) == Some(&route) {
+    /// Wants a route to `dst` with the body `kind`, next hops normalized (see
+    /// [`Route::normalized`]); replaces any earlier wish for `dst`.
+    pub(crate) fn set(&mut self, dst: IpNetwork, kind: &Kind) {
+        let kind = self.kinds.intern_shared(kind);
+        if self.desired.get(&dst).is_some_and(|k| Arc::ptr_eq(k, &kind)) {
             return;
         }
-        self.failed.remove(&route.dst);
-        self.dirty.insert(route.dst);
-        self.desired.insert(route.dst, route);
+        self.failed.remove(&dst);
+        self.dirty.insert(dst);
+        self.desired.insert(dst, kind);
     }
 
     /// No longer wants a route to `dst`.
@@ -92,12 +145,15 @@ impl Core {
         }
     }
 
-    fn fulfilled(&self, dst: &IpNetwork, have: &Route) -> bool {
+    fn fulfilled(&self, dst: &IpNetwork, have: &RouteKind) -> bool {
         let Some(want) = self.desired.get(dst) else {
             return false;
         };
         want.is_fulfilled_by(have)
-            || (self.installed_for.get(dst) == Some(want)
+            || (self
+                .installed_for
+                .get(dst)
+                .is_some_and(|i| Arc::ptr_eq(i, want))
                 && self
                     .kernel
                     .get(dst)
@@ -108,9 +164,12 @@ impl Core {
     /// after start, whose unwanted routes get the stale delay; unwanted routes found later
     /// are deleted at once.
     pub(crate) fn reconcile(&mut self, dump: Vec<Route>, now: Instant, initial: bool) {
-        let mut seen: HashMap<IpNetwork, Route> = HashMap::with_capacity(dump.len());
+        let mut seen = Routes::new();
         for route in dump {
-            seen.entry(route.dst).or_insert(route);
+            if !seen.contains_key(&route.dst) {
+                let kind = self.kinds.intern(route.kind);
+                seen.insert(route.dst, kind);
+            }
         }
         for (dst, have) in &seen {
             if self.desired.contains_key(dst) {
@@ -211,7 +270,10 @@ impl Core {
                     continue;
                 }
                 ops.push(Op::Add {
-                    route: want.clone(),
+                    route: Route {
+                        dst,
+                        kind: RouteKind::clone(want),
+                    },
                     replace: self.kernel.contains_key(&dst),
                 });
             } else if let Some(have) = self.kernel.get(&dst) {
@@ -221,7 +283,10 @@ impl Core {
                 if self.failed.get(&dst).is_some_and(|f| f.retry_at > now) {
                     continue;
                 }
-                ops.push(Op::Delete(have.clone()));
+                ops.push(Op::Delete(Route {
+                    dst,
+                    kind: RouteKind::clone(have),
+                }));
             } else {
                 self.stale.remove(&dst);
                 self.failed.remove(&dst);
@@ -240,9 +305,13 @@ impl Core {
         let dst = op.dst();
         match (op, result) {
             (Op::Add { route, .. }, Ok(installed)) => {
-                self.kernel
-                    .insert(dst, installed.unwrap_or_else(|| route.clone()));
-                self.installed_for.insert(dst, route);
+                let want = self.kinds.intern(route.kind);
+                let have = match installed {
+                    Some(r) => self.kinds.intern(r.kind),
+                    None => Arc::clone(&want),
+                };
+                self.kernel.insert(dst, have);
+                self.installed_for.insert(dst, want);
                 self.failed.remove(&dst);
                 self.stale.remove(&dst);
                 if self.repairing.remove(&dst) {
@@ -305,7 +374,18 @@ impl Core {
                 self.kernel
                     .get(dst)
                     .filter(|have| self.fulfilled(dst, have))
-                    .map(|have| (want.clone(), have.clone()))
+                    .map(|have| {
+                        (
+                            Route {
+                                dst: *dst,
+                                kind: RouteKind::clone(want),
+                            },
+                            Route {
+                                dst: *dst,
+                                kind: RouteKind::clone(have),
+                            },
+                        )
+                    })
             })
             .collect()
     }
