@@ -268,12 +268,7 @@ impl<T: RouteTable> Programmer<T> {
             for tx in status {
                 let _ = tx.send(self.status());
             }
-            for (dst, change) in changes {
-                match change {
-                    Some(kind) => self.core.set(dst, &kind),
-                    None => self.core.remove(dst),
-                }
-            }
+            ingest(&mut self.core, changes);
             let now = Instant::now();
             if end_stale {
                 let n = self.core.stale_count();
@@ -376,7 +371,23 @@ impl<T: RouteTable> Programmer<T> {
         }
         let started = std::time::Instant::now();
         let count = ops.len();
-        let results = self.table.write_batch(&ops).await;
+        let results = {
+            let write = self.table.write_batch(&ops);
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    biased;
+                    results = &mut write => break results,
+                    // While the kernel works, take in what the speaker queued meanwhile. A
+                    // destination in flight that changes is dirty again and written once
+                    // more after this batch.
+                    () = self.shared.notify.notified() => {
+                        let changes = std::mem::take(&mut self.shared.lock().changes);
+                        ingest(&mut self.core, changes);
+                    }
+                }
+            }
+        };
         let now = Instant::now();
         // One answer per write; a table that answers fewer leaves the rest failed (and
         // retried), never silently dropped.
@@ -397,6 +408,16 @@ impl<T: RouteTable> Programmer<T> {
             foreign_conflicts: self.core.foreign_conflicts,
             repaired: self.core.repaired,
             stale: self.core.stale_count(),
+        }
+    }
+}
+
+/// Hands queued changes to the bookkeeping.
+fn ingest(core: &mut Core, changes: HashMap<IpNetwork, Option<Kind>>) {
+    for (dst, change) in changes {
+        match change {
+            Some(kind) => core.set(dst, &kind),
+            None => core.remove(dst),
         }
     }
 }

@@ -2,7 +2,6 @@
 //! holds, and which destinations need a write. `Programmer` drives it with dumps, plans
 //! the writes it returns and feeds the results back.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,10 +30,10 @@ pub(crate) use crate::table::RouteWrite as Op;
 /// A route body (next hops or blackhole), shared by every destination that has it.
 pub(crate) type Kind = Arc<RouteKind>;
 
-/// Routes by destination, bodies shared: a B-tree of 26-byte entries instead of a hash
-/// map of whole routes with a next-hop vector each (a million routes over a few next-hop
-/// sets cost about 40 MB per map instead of about 190).
-type Routes = BTreeMap<IpNetwork, Kind>;
+/// Routes by destination, bodies shared: 32-byte entries instead of whole routes with a
+/// next-hop vector each (a million routes over a few next-hop sets cost about 70 MB per
+/// map instead of about 190).
+type Routes = HashMap<IpNetwork, Kind>;
 
 /// The route bodies in use, one copy each.
 #[derive(Debug, Default)]
@@ -98,6 +97,9 @@ pub(crate) struct Core {
     stale: HashMap<IpNetwork, Instant>,
     failed: HashMap<IpNetwork, Failure>,
     dirty: HashSet<IpNetwork>,
+    /// Dirty destinations taken out of `dirty` and not planned yet (`plan` takes a batch
+    /// at a time). One may be dirty again meanwhile: planned twice, the second is a no-op.
+    queue: Vec<IpNetwork>,
     /// Destinations found missing that we had installed: a successful add counts as repair.
     repairing: HashSet<IpNetwork>,
     /// A verifying resync asked for by a route-deleted notification.
@@ -118,6 +120,7 @@ impl Core {
             stale: HashMap::new(),
             failed: HashMap::new(),
             dirty: HashSet::new(),
+            queue: Vec::new(),
             repairing: HashSet::new(),
             verify_at: None,
             foreign_conflicts: 0,
@@ -129,7 +132,11 @@ impl Core {
     /// [`Route::normalized`]); replaces any earlier wish for `dst`.
     pub(crate) fn set(&mut self, dst: IpNetwork, kind: &Kind) {
         let kind = self.kinds.intern_shared(kind);
-        if self.desired.get(&dst).is_some_and(|k| Arc::ptr_eq(k, &kind)) {
+        if self
+            .desired
+            .get(&dst)
+            .is_some_and(|k| Arc::ptr_eq(k, &kind))
+        {
             return;
         }
         self.failed.remove(&dst);
@@ -247,15 +254,11 @@ impl Core {
     /// The writes needed now, for at most `limit` destinations (the others stay dirty for
     /// the next call); destinations that must wait stay covered by their timers.
     pub(crate) fn plan(&mut self, now: Instant, limit: usize) -> Vec<Op> {
-        let batch: Vec<IpNetwork> = if self.dirty.len() <= limit {
-            self.dirty.drain().collect()
-        } else {
-            let batch: Vec<IpNetwork> = self.dirty.iter().take(limit).copied().collect();
-            for dst in &batch {
-                self.dirty.remove(dst);
-            }
-            batch
-        };
+        if self.queue.is_empty() {
+            self.queue.extend(self.dirty.drain());
+        }
+        let from = self.queue.len().saturating_sub(limit);
+        let batch: Vec<IpNetwork> = self.queue.drain(from..).collect();
         let mut ops = Vec::with_capacity(batch.len());
         for dst in batch {
             if let Some(want) = self.desired.get(&dst) {
@@ -305,10 +308,14 @@ impl Core {
         let dst = op.dst();
         match (op, result) {
             (Op::Add { route, .. }, Ok(installed)) => {
-                let want = self.kinds.intern(route.kind);
+                // Usually the body still desired: share it without a lookup.
+                let want = match self.desired.get(&dst) {
+                    Some(k) if **k == route.kind => Arc::clone(k),
+                    _ => self.kinds.intern(route.kind),
+                };
                 let have = match installed {
-                    Some(r) => self.kinds.intern(r.kind),
-                    None => Arc::clone(&want),
+                    Some(r) if r.kind != *want => self.kinds.intern(r.kind),
+                    _ => Arc::clone(&want),
                 };
                 self.kernel.insert(dst, have);
                 self.installed_for.insert(dst, want);
@@ -421,6 +428,6 @@ impl Core {
 
     /// Whether anything is left to write now.
     pub(crate) fn has_dirty(&self) -> bool {
-        !self.dirty.is_empty()
+        !self.dirty.is_empty() || !self.queue.is_empty()
     }
 }
