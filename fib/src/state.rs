@@ -173,9 +173,8 @@ impl Core {
     pub(crate) fn reconcile(&mut self, dump: Vec<Route>, now: Instant, initial: bool) {
         let mut seen = Routes::new();
         for route in dump {
-            if !seen.contains_key(&route.dst) {
-                let kind = self.kinds.intern(route.kind);
-                seen.insert(route.dst, kind);
+            if let std::collections::hash_map::Entry::Vacant(v) = seen.entry(route.dst) {
+                v.insert(self.kinds.intern(route.kind));
             }
         }
         for (dst, have) in &seen {
