@@ -144,9 +144,9 @@ impl<K> Default for Store<K> {
 }
 
 /// Pending sets larger than this are freed, not kept, once drained: a full table's initial
-/// burst should not pin its peak memory for the life of the session (smaller ones are kept
-/// to spare the next burst the regrowth).
-const KEEP_DRAINED: usize = 1 << 16;
+/// burst should not pin its peak memory for the life of the session, and with hundreds of
+/// peers (route reflection) kept capacity adds up.
+const KEEP_DRAINED: usize = 4096;
 
 impl<K: OutKey> Store<K> {
     fn set(&mut self, key: K, attrs: Arc<RouteAttrs>) -> Delta {
