@@ -281,7 +281,11 @@ impl Rib {
             .0
             .get_mut(&peer)
             .ok_or(RibError::UnknownPeer(peer))?;
-        if let Some(r) = state.rejected.remove(&nlri) {
+        // Most peers have nothing rejected: skip hashing the prefix.
+        if let Some(r) = (!state.rejected.is_empty())
+            .then(|| state.rejected.remove(&nlri))
+            .flatten()
+        {
             self.interner.release(r.attrs);
         }
         let new_attrs = Arc::as_ptr(&attrs);
