@@ -149,14 +149,9 @@ impl<K> Default for Store<K> {
 const KEEP_DRAINED: usize = 4096;
 
 impl<K: OutKey> Store<K> {
+    /// Whether the peer already has `attrs` for `key` is checked when the change is taken
+    /// (see [`Store::take`]), not here: one B-tree walk per change instead of two.
     fn set(&mut self, key: K, attrs: Arc<RouteAttrs>) -> Delta {
-        let unchanged = self
-            .advertised
-            .get(&key)
-            .is_some_and(|a| Arc::ptr_eq(a, &attrs));
-        if unchanged {
-            return self.cancel(&key);
-        }
         match self.pending.entry(key) {
             Entry::Occupied(mut o) => {
                 o.insert(Some(attrs));
@@ -211,9 +206,15 @@ impl<K: OutKey> Store<K> {
         }
     }
 
-    /// Takes up to `max` pending changes, oldest first, into `f` (with the new state);
-    /// afterwards they count as advertised. Returns how many were taken.
-    fn take(&mut self, max: usize, mut f: impl FnMut(Nlri, Option<&Arc<RouteAttrs>>)) -> usize {
+    /// Takes up to `max` pending changes, oldest first; afterwards they count as
+    /// advertised. `f` gets each with its new state and whether it is to be sent: an
+    /// announcement of the attribute set the peer already has is not (RFC 4271 §9.2).
+    /// Returns how many were taken.
+    fn take(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Nlri, Option<&Arc<RouteAttrs>>, bool),
+    ) -> usize {
         let mut taken = 0;
         while taken < max {
             let Some(key) = self.order.pop_front() else {
@@ -223,13 +224,15 @@ impl<K: OutKey> Store<K> {
                 continue; // stale: cancelled after it was queued
             };
             taken += 1;
-            f(key.nlri(), state.as_ref());
             match state {
                 None => {
                     self.advertised.remove(&key);
+                    f(key.nlri(), None, true);
                 }
                 Some(attrs) => {
-                    self.advertised.insert(key, attrs);
+                    let old = self.advertised.insert(key, Arc::clone(&attrs));
+                    let send = !old.is_some_and(|o| Arc::ptr_eq(&o, &attrs));
+                    f(key.nlri(), Some(&attrs), send);
                 }
             }
         }
@@ -257,7 +260,8 @@ impl AdjRibOut {
     }
 
     /// The peer should now have `attrs` for `nlri`. Setting the attribute set already
-    /// advertised (same `Arc`) cancels any pending change and sends nothing.
+    /// advertised (same `Arc`) sends nothing (a pending change is overridden, and the
+    /// no-op is dropped when taken).
     pub fn set(&mut self, nlri: Nlri, attrs: Arc<RouteAttrs>) {
         let delta = match pack(&nlri) {
             Some(k) => self.v4.set(k, attrs),
@@ -347,11 +351,13 @@ impl AdjRibOut {
     pub fn take_pending_limited(&mut self, max_prefixes: usize) -> PendingUpdates {
         let mut grouper = Grouper::default();
         let families = &mut self.families;
-        let mut collect = |nlri: Nlri, state: Option<&Arc<RouteAttrs>>| {
+        let mut collect = |nlri: Nlri, state: Option<&Arc<RouteAttrs>>, send: bool| {
             let family = Family::of(&nlri.prefix);
             let f = family_state(families, family);
             f.pending = f.pending.saturating_sub(1);
-            grouper.push(family, nlri, state);
+            if send {
+                grouper.push(family, nlri, state);
+            }
         };
         let taken = self.v4.take(max_prefixes, &mut collect);
         self.other.take(max_prefixes - taken, &mut collect);
