@@ -1,6 +1,8 @@
 //! Batched route writes: many `RTM_NEWROUTE` / `RTM_DELROUTE` requests encoded into one
-//! buffer and sent with a single `send` on a plain netlink socket, then one ACK read per
-//! request, matched back to its request by sequence number (as FRR's zebra batches).
+//! buffer and sent with a single `send` on a plain netlink socket. Only the last request of
+//! a chunk asks for an ACK; the kernel answers failed requests anyway, and answers in order,
+//! so the chunk is done when the last answer arrives and every request without an error
+//! answer has succeeded. Answers are matched back to their request by sequence number.
 //!
 //! The kernel handles a route request in the sender's context: when `send` returns, every
 //! request of the buffer has been applied and its ACK (`NLMSG_ERROR`, code 0 or `-errno`)
@@ -109,9 +111,9 @@ impl BatchSocket {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends every request (with its flags; `NLM_F_ACK` is added) and returns the
-    /// kernel's answer to each, in order. Blocks the calling thread: run it off the
-    /// async runtime.
+    /// Sends every request (with its flags; `NLM_F_ACK` is added to the last of each
+    /// chunk) and returns the kernel's answer to each, in order. Blocks the calling
+    /// thread: run it off the async runtime.
     pub(crate) fn execute(
         &self,
         requests: Vec<(RouteNetlinkMessage, u16)>,
@@ -121,22 +123,36 @@ impl BatchSocket {
         let mut buf: Vec<u8> = Vec::with_capacity(MAX_SEND_BYTES);
         let mut recv_buf: Vec<u8> = Vec::with_capacity(RECV_BUF);
         let mut first = 0usize;
-        let mut requests = requests.into_iter().peekable();
-        while requests.peek().is_some() {
+        let mut requests = requests.into_iter();
+        // A message encoded for a chunk it did not fit in: the next chunk starts with it.
+        let mut carry: Option<NetlinkMessage<RouteNetlinkMessage>> = None;
+        loop {
             // Encode one chunk: contiguous sequence numbers base, base + 1, ...
             buf.clear();
             let base = inner.seq;
             let mut count = 0usize;
+            let mut last = 0usize;
             while count < inner.max_chunk {
-                let Some((payload, flags)) = requests.peek() else {
-                    break;
+                let mut msg = match carry.take() {
+                    Some(msg) => msg,
+                    None => {
+                        let Some((payload, flags)) = requests.next() else {
+                            break;
+                        };
+                        let mut msg = NetlinkMessage::from(payload);
+                        // Only the chunk's last request asks for an ACK (set below): the
+                        // kernel answers a failed request whatever its flags, and in order,
+                        // so once the last answer is in, every request without an error
+                        // answer has succeeded. One `recv` per chunk, not one per route.
+                        msg.header.flags = flags;
+                        msg
+                    }
                 };
-                let mut msg = NetlinkMessage::from(payload.clone());
-                msg.header.flags = flags | netlink_packet_core::NLM_F_ACK;
                 msg.header.sequence_number = base.wrapping_add(count as u32);
                 msg.finalize();
                 let len = msg.buffer_len();
                 if count > 0 && buf.len() + len > MAX_SEND_BYTES {
+                    carry = Some(msg);
                     break;
                 }
                 let start = buf.len();
@@ -144,8 +160,18 @@ impl BatchSocket {
                 if let Some(slot) = buf.get_mut(start..) {
                     msg.serialize(slot);
                 }
-                requests.next();
+                last = start;
                 count += 1;
+            }
+            if count == 0 {
+                break;
+            }
+            // nlmsg_flags: the u16 at offset 6 of the header.
+            if let Some(f) = buf
+                .get_mut(last + 6..last + 8)
+                .and_then(|f| <&mut [u8; 2]>::try_from(f).ok())
+            {
+                *f = (u16::from_ne_bytes(*f) | netlink_packet_core::NLM_F_ACK).to_ne_bytes();
             }
             inner.seq = base.wrapping_add(count as u32);
             let chunk = results.get_mut(first..first + count).unwrap_or_default();
@@ -178,10 +204,13 @@ fn run_chunk(
         }
         return;
     }
-    let mut waiting = results.len();
+    // Only the last request asked for an ACK; earlier ones answer only when they fail.
+    let Some(last) = results.len().checked_sub(1) else {
+        return;
+    };
     // After an overrun, only what is already queued can still come: stop waiting.
     let mut flags = 0;
-    while waiting > 0 {
+    while results.get(last).is_some_and(Option::is_none) {
         recv_buf.clear();
         let got = match socket.recv(recv_buf, flags) {
             Ok(n) => n.min(recv_buf.len()),
@@ -192,8 +221,9 @@ fn run_chunk(
             }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => {
-                tracing::warn!(error = %e, waiting, "netlink ACKs missing");
-                break;
+                tracing::warn!(error = %e, "netlink ACK missing");
+                // Unknown outcomes: reported as failed, retried, resynced.
+                return;
             }
         };
         let data = recv_buf.get(..got).unwrap_or_default();
@@ -205,9 +235,12 @@ fn run_chunk(
                 } else {
                     Err(RouteError::from_errno(code.saturating_abs()))
                 });
-                waiting -= 1;
             }
         });
+    }
+    // The last answer came after every error answer: the rest succeeded.
+    for slot in results.iter_mut().filter(|r| r.is_none()) {
+        *slot = Some(Ok(()));
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `Programmer` task and the `FibHandle` the speaker drives it with.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,11 +12,15 @@ use tokio::time::Instant;
 
 use crate::netlink::NetlinkTable;
 use crate::route::Route;
-use crate::state::{later, Core};
+use crate::state::{later, Core, Kind, Kinds};
 use crate::table::{RouteError, RouteEvent, RouteTable, TableError};
 
 /// Shortest full-resync interval (a zero interval would dump in a loop).
 const MIN_RESYNC: Duration = Duration::from_secs(1);
+/// Most destinations written per batch: the route copies, requests and answers of one
+/// batch stay small, and the first writes go out while the rest is still arriving (the
+/// loop comes back at once while anything is dirty).
+const APPLY_BATCH: usize = 16 * 1024;
 /// Delay before subscribing again to route notifications after the stream ended.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
@@ -76,8 +80,10 @@ pub struct FibStatus {
 
 #[derive(Default)]
 struct Pending {
-    /// Coalesced changes: the last word per destination (`None` = remove).
-    changes: HashMap<IpNetwork, Option<Route>>,
+    /// Coalesced changes: the last word per destination (`None` = remove), route bodies
+    /// shared through `kinds` (a million routes over a few next-hop sets hold a few).
+    changes: HashMap<IpNetwork, Option<Kind>>,
+    kinds: Kinds,
     /// Number of `set`/`remove` calls so far, plus one for the start-up sync.
     seq: u64,
     closed: bool,
@@ -128,7 +134,10 @@ pub struct FibHandle {
 
 impl FibHandle {
     fn push(&self, dst: IpNetwork, change: Option<Route>) {
+        // Next hops in order, so equal routes share one body.
+        let change = change.map(|r| r.normalized().kind);
         let mut pending = self.shared.lock();
+        let change = change.map(|kind| pending.kinds.intern(kind));
         pending.changes.insert(dst, change);
         pending.seq += 1;
         drop(pending);
@@ -259,12 +268,7 @@ impl<T: RouteTable> Programmer<T> {
             for tx in status {
                 let _ = tx.send(self.status());
             }
-            for (dst, change) in changes {
-                match change {
-                    Some(route) => self.core.set(route),
-                    None => self.core.remove(dst),
-                }
-            }
+            ingest(&mut self.core, changes);
             let now = Instant::now();
             if end_stale {
                 let n = self.core.stale_count();
@@ -286,7 +290,10 @@ impl<T: RouteTable> Programmer<T> {
             }
             self.core.wake_due(now);
             self.apply().await;
-            self.applied.send_replace(seq);
+            // A batch at a time: everything up to `seq` is written once nothing is dirty.
+            if !self.core.has_dirty() {
+                self.applied.send_replace(seq);
+            }
 
             let more = {
                 let p = self.shared.lock();
@@ -358,13 +365,29 @@ impl<T: RouteTable> Programmer<T> {
 
     /// Writes everything that is due, as one batch (see [`RouteTable::write_batch`]).
     async fn apply(&mut self) {
-        let ops = self.core.plan(Instant::now());
+        let ops = self.core.plan(Instant::now(), APPLY_BATCH);
         if ops.is_empty() {
             return;
         }
         let started = std::time::Instant::now();
         let count = ops.len();
-        let results = self.table.write_batch(&ops).await;
+        let results = {
+            let write = self.table.write_batch(&ops);
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    biased;
+                    results = &mut write => break results,
+                    // While the kernel works, take in what the speaker queued meanwhile. A
+                    // destination in flight that changes is dirty again and written once
+                    // more after this batch.
+                    () = self.shared.notify.notified() => {
+                        let changes = std::mem::take(&mut self.shared.lock().changes);
+                        ingest(&mut self.core, changes);
+                    }
+                }
+            }
+        };
         let now = Instant::now();
         // One answer per write; a table that answers fewer leaves the rest failed (and
         // retried), never silently dropped.
@@ -385,6 +408,16 @@ impl<T: RouteTable> Programmer<T> {
             foreign_conflicts: self.core.foreign_conflicts,
             repaired: self.core.repaired,
             stale: self.core.stale_count(),
+        }
+    }
+}
+
+/// Hands queued changes to the bookkeeping.
+fn ingest(core: &mut Core, changes: HashMap<IpNetwork, Option<Kind>>) {
+    for (dst, change) in changes {
+        match change {
+            Some(kind) => core.set(dst, &kind),
+            None => core.remove(dst),
         }
     }
 }

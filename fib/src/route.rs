@@ -106,10 +106,14 @@ impl Route {
     /// asks for: same destination and type, and a one-to-one match of next hops where a
     /// wanted next hop without interface matches an installed one with any interface.
     pub fn is_fulfilled_by(&self, installed: &Route) -> bool {
-        if self.dst != installed.dst {
-            return false;
-        }
-        match (&self.kind, &installed.kind) {
+        self.dst == installed.dst && self.kind.is_fulfilled_by(&installed.kind)
+    }
+}
+
+impl RouteKind {
+    /// [`Route::is_fulfilled_by`] for two routes to the same destination.
+    pub(crate) fn is_fulfilled_by(&self, installed: &RouteKind) -> bool {
+        match (self, installed) {
             (RouteKind::Blackhole, RouteKind::Blackhole) => true,
             (RouteKind::Unicast(want), RouteKind::Unicast(have)) => {
                 let mut want: Vec<NextHop> = want.clone();

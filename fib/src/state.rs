@@ -2,13 +2,15 @@
 //! holds, and which destinations need a write. `Programmer` drives it with dumps, plans
 //! the writes it returns and feeds the results back.
 
-use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use ipnetwork::IpNetwork;
 use tokio::time::Instant;
 
-use crate::route::Route;
+use crate::route::{Route, RouteKind};
 use crate::table::RouteError;
 
 /// First retry delay of a failed route; doubled per attempt up to [`MAX_BACKOFF`].
@@ -25,6 +27,53 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
 /// One write to the kernel.
 pub(crate) use crate::table::RouteWrite as Op;
 
+/// A route body (next hops or blackhole), shared by every destination that has it.
+pub(crate) type Kind = Arc<RouteKind>;
+
+/// Routes by destination, bodies shared: 32-byte entries instead of whole routes with a
+/// next-hop vector each (a million routes over a few next-hop sets cost about 70 MB per
+/// map instead of about 190).
+type Routes = HashMap<IpNetwork, Kind>;
+
+/// The route bodies in use, one copy each.
+#[derive(Debug, Default)]
+pub(crate) struct Kinds {
+    set: HashSet<Kind>,
+    /// Size after the last sweep.
+    swept: usize,
+}
+
+/// Fewest interned bodies before a sweep is considered.
+const KINDS_SWEEP_MIN: usize = 1024;
+
+impl Kinds {
+    /// The shared copy of `kind`. Equal bodies are the same `Arc` while anyone holds one.
+    pub(crate) fn intern(&mut self, kind: RouteKind) -> Kind {
+        if let Some(k) = self.set.get(&kind) {
+            return Arc::clone(k);
+        }
+        self.insert(Arc::new(kind))
+    }
+
+    /// [`Kinds::intern`] for a body interned elsewhere (another `Kinds`).
+    pub(crate) fn intern_shared(&mut self, kind: &Kind) -> Kind {
+        if let Some(k) = self.set.get(&**kind) {
+            return Arc::clone(k);
+        }
+        self.insert(Arc::clone(kind))
+    }
+
+    fn insert(&mut self, k: Kind) -> Kind {
+        self.set.insert(Arc::clone(&k));
+        if self.set.len() > KINDS_SWEEP_MIN.max(2 * self.swept) {
+            // Bodies only the set holds belong to no route any more.
+            self.set.retain(|k| Arc::strong_count(k) > 1);
+            self.swept = self.set.len();
+        }
+        k
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Failure {
     error: String,
@@ -38,15 +87,19 @@ struct Failure {
 pub(crate) struct Core {
     stale_after: Duration,
     resync: Duration,
-    desired: HashMap<IpNetwork, Route>,
+    desired: Routes,
     /// Our routes in the kernel as it holds them (next hops resolved, interfaces filled).
-    kernel: HashMap<IpNetwork, Route>,
+    kernel: Routes,
     /// The desired route that produced `kernel[dst]`, for routes we installed ourselves.
-    installed_for: HashMap<IpNetwork, Route>,
+    installed_for: Routes,
+    kinds: Kinds,
     /// When to delete an owned route that is not desired (graceful-restart window).
     stale: HashMap<IpNetwork, Instant>,
     failed: HashMap<IpNetwork, Failure>,
     dirty: HashSet<IpNetwork>,
+    /// Dirty destinations taken out of `dirty` and not planned yet (`plan` takes a batch
+    /// at a time). One may be dirty again meanwhile: planned twice, the second is a no-op.
+    queue: Vec<IpNetwork>,
     /// Destinations found missing that we had installed: a successful add counts as repair.
     repairing: HashSet<IpNetwork>,
     /// A verifying resync asked for by a route-deleted notification.
@@ -60,12 +113,14 @@ impl Core {
         Self {
             stale_after,
             resync,
-            desired: HashMap::new(),
-            kernel: HashMap::new(),
-            installed_for: HashMap::new(),
+            desired: Routes::new(),
+            kernel: Routes::new(),
+            installed_for: Routes::new(),
+            kinds: Kinds::default(),
             stale: HashMap::new(),
             failed: HashMap::new(),
             dirty: HashSet::new(),
+            queue: Vec::new(),
             repairing: HashSet::new(),
             verify_at: None,
             foreign_conflicts: 0,
@@ -73,15 +128,20 @@ impl Core {
         }
     }
 
-    /// Wants `route` (replacing any earlier wish for its destination).
-    pub(crate) fn set(&mut self, route: Route) {
-        let route = route.normalized();
-        if self.desired.get(&route.dst) == Some(&route) {
+    /// Wants a route to `dst` with the body `kind`, next hops normalized (see
+    /// [`Route::normalized`]); replaces any earlier wish for `dst`.
+    pub(crate) fn set(&mut self, dst: IpNetwork, kind: &Kind) {
+        let kind = self.kinds.intern_shared(kind);
+        if self
+            .desired
+            .get(&dst)
+            .is_some_and(|k| Arc::ptr_eq(k, &kind))
+        {
             return;
         }
-        self.failed.remove(&route.dst);
-        self.dirty.insert(route.dst);
-        self.desired.insert(route.dst, route);
+        self.failed.remove(&dst);
+        self.dirty.insert(dst);
+        self.desired.insert(dst, kind);
     }
 
     /// No longer wants a route to `dst`.
@@ -92,12 +152,15 @@ impl Core {
         }
     }
 
-    fn fulfilled(&self, dst: &IpNetwork, have: &Route) -> bool {
+    fn fulfilled(&self, dst: &IpNetwork, have: &RouteKind) -> bool {
         let Some(want) = self.desired.get(dst) else {
             return false;
         };
         want.is_fulfilled_by(have)
-            || (self.installed_for.get(dst) == Some(want)
+            || (self
+                .installed_for
+                .get(dst)
+                .is_some_and(|i| Arc::ptr_eq(i, want))
                 && self
                     .kernel
                     .get(dst)
@@ -108,9 +171,11 @@ impl Core {
     /// after start, whose unwanted routes get the stale delay; unwanted routes found later
     /// are deleted at once.
     pub(crate) fn reconcile(&mut self, dump: Vec<Route>, now: Instant, initial: bool) {
-        let mut seen: HashMap<IpNetwork, Route> = HashMap::with_capacity(dump.len());
+        let mut seen = Routes::new();
         for route in dump {
-            seen.entry(route.dst).or_insert(route);
+            if let std::collections::hash_map::Entry::Vacant(v) = seen.entry(route.dst) {
+                v.insert(self.kinds.intern(route.kind));
+            }
         }
         for (dst, have) in &seen {
             if self.desired.contains_key(dst) {
@@ -185,10 +250,16 @@ impl Core {
         stale.chain(retry).chain(self.verify_at).min()
     }
 
-    /// The writes needed now; destinations that must wait stay covered by their timers.
-    pub(crate) fn plan(&mut self, now: Instant) -> Vec<Op> {
-        let mut ops = Vec::with_capacity(self.dirty.len());
-        for dst in std::mem::take(&mut self.dirty) {
+    /// The writes needed now, for at most `limit` destinations (the others stay dirty for
+    /// the next call); destinations that must wait stay covered by their timers.
+    pub(crate) fn plan(&mut self, now: Instant, limit: usize) -> Vec<Op> {
+        if self.queue.is_empty() {
+            self.queue.extend(self.dirty.drain());
+        }
+        let from = self.queue.len().saturating_sub(limit);
+        let batch: Vec<IpNetwork> = self.queue.drain(from..).collect();
+        let mut ops = Vec::with_capacity(batch.len());
+        for dst in batch {
             if let Some(want) = self.desired.get(&dst) {
                 self.stale.remove(&dst);
                 if let Some(have) = self.kernel.get(&dst) {
@@ -201,7 +272,10 @@ impl Core {
                     continue;
                 }
                 ops.push(Op::Add {
-                    route: want.clone(),
+                    route: Route {
+                        dst,
+                        kind: RouteKind::clone(want),
+                    },
                     replace: self.kernel.contains_key(&dst),
                 });
             } else if let Some(have) = self.kernel.get(&dst) {
@@ -211,7 +285,10 @@ impl Core {
                 if self.failed.get(&dst).is_some_and(|f| f.retry_at > now) {
                     continue;
                 }
-                ops.push(Op::Delete(have.clone()));
+                ops.push(Op::Delete(Route {
+                    dst,
+                    kind: RouteKind::clone(have),
+                }));
             } else {
                 self.stale.remove(&dst);
                 self.failed.remove(&dst);
@@ -230,9 +307,17 @@ impl Core {
         let dst = op.dst();
         match (op, result) {
             (Op::Add { route, .. }, Ok(installed)) => {
-                self.kernel
-                    .insert(dst, installed.unwrap_or_else(|| route.clone()));
-                self.installed_for.insert(dst, route);
+                // Usually the body still desired: share it without a lookup.
+                let want = match self.desired.get(&dst) {
+                    Some(k) if **k == route.kind => Arc::clone(k),
+                    _ => self.kinds.intern(route.kind),
+                };
+                let have = match installed {
+                    Some(r) if r.kind != *want => self.kinds.intern(r.kind),
+                    _ => Arc::clone(&want),
+                };
+                self.kernel.insert(dst, have);
+                self.installed_for.insert(dst, want);
                 self.failed.remove(&dst);
                 self.stale.remove(&dst);
                 if self.repairing.remove(&dst) {
@@ -295,7 +380,18 @@ impl Core {
                 self.kernel
                     .get(dst)
                     .filter(|have| self.fulfilled(dst, have))
-                    .map(|have| (want.clone(), have.clone()))
+                    .map(|have| {
+                        (
+                            Route {
+                                dst: *dst,
+                                kind: RouteKind::clone(want),
+                            },
+                            Route {
+                                dst: *dst,
+                                kind: RouteKind::clone(have),
+                            },
+                        )
+                    })
             })
             .collect()
     }
@@ -331,6 +427,6 @@ impl Core {
 
     /// Whether anything is left to write now.
     pub(crate) fn has_dirty(&self) -> bool {
-        !self.dirty.is_empty()
+        !self.dirty.is_empty() || !self.queue.is_empty()
     }
 }

@@ -70,6 +70,15 @@ impl Filter {
         self.rules.is_none() && self.policy.is_none()
     }
 
+    /// True when no route can pass: on eBGP with nothing configured (RFC 8212 §3), or with
+    /// an empty prefix list. Lets the speaker skip a peer without evaluating every route.
+    pub fn denies_all(&self, ebgp: bool) -> bool {
+        match &self.rules {
+            None => ebgp && self.policy.is_none(),
+            Some(rules) => rules.is_empty(),
+        }
+    }
+
     /// Whether `p` passes the prefix-list part on a session that is eBGP (`ebgp`) or not
     /// (the RFC 8212 default applies when nothing at all is configured).
     pub fn permits(&self, p: &Prefix, ebgp: bool) -> bool {

@@ -8,13 +8,14 @@
 //! the route previously advertised" — a no-op set sends nothing).
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::rib::attrs::RouteAttrs;
 use crate::rib::peer::PeerId;
-use crate::wire::{Family, Nlri, Prefix};
+use crate::wire::{Family, Ipv4Network, Nlri, Prefix};
 use foldhash::fast::RandomState as SeededState;
+use std::net::Ipv4Addr;
 
 /// What to send a peer now: withdrawals per family, and announcements grouped by attribute
 /// set (pointer identity of the `Arc`) and family.
@@ -53,14 +54,14 @@ struct FamilyState {
 }
 
 /// The Adj-RIB-Out of one peer.
+///
+/// Two stores of the same shape: IPv4 with a small path identifier (every path identifier
+/// we assign is small) under an 8-byte packed key, a third of an [`Nlri`] key, so a full
+/// IPv4 table costs half the memory and hashes faster; everything else under its [`Nlri`].
 #[derive(Debug, Default)]
 pub struct AdjRibOut {
-    advertised: HashMap<Nlri, Arc<RouteAttrs>, SeededState>,
-    /// Desired state not yet sent: `Some` = announce, `None` = withdraw.
-    pending: HashMap<Nlri, Option<Arc<RouteAttrs>>, SeededState>,
-    /// Flush order of `pending` (first change first). May hold stale entries, which are
-    /// skipped; cleared whenever `pending` empties.
-    order: VecDeque<Nlri>,
+    v4: Store<u64>,
+    other: Store<Nlri>,
     families: Vec<FamilyState>,
     /// Add-path send (RFC 7911): per prefix, the source of each path the peer should have
     /// and the local path identifier it goes out with. Empty without add-path.
@@ -71,80 +72,212 @@ pub struct AdjRibOut {
 /// that peer gave it (0 without add-path).
 pub type PathKey = (PeerId, u32);
 
+/// A store key: converts back to the [`Nlri`] it was made from.
+trait OutKey: Copy + Ord + std::hash::Hash {
+    fn nlri(self) -> Nlri;
+}
+
+/// Path identifiers below this pack into a `u64` key with an IPv4 prefix.
+const PACKED_PATH_IDS: u32 = 1 << 24;
+
+/// `nlri` as a packed IPv4 key: address (as stored, host bits included) in the top 32 bits,
+/// prefix length in the next 8, path identifier in the low 24.
+fn pack(nlri: &Nlri) -> Option<u64> {
+    match nlri.prefix {
+        Prefix::V4(n) if nlri.path_id < PACKED_PATH_IDS => Some(
+            (u64::from(u32::from(n.ip())) << 32)
+                | (u64::from(n.prefix()) << 24)
+                | u64::from(nlri.path_id),
+        ),
+        _ => None,
+    }
+}
+
+impl OutKey for u64 {
+    fn nlri(self) -> Nlri {
+        let addr = Ipv4Addr::from((self >> 32) as u32);
+        let len = ((self >> 24) & 0xff) as u8;
+        // Only valid networks are packed; the fallback is never taken.
+        let net = Ipv4Network::new(addr, len).unwrap_or_else(|_| Ipv4Network::from(addr));
+        Nlri {
+            prefix: Prefix::V4(net),
+            path_id: (self & u64::from(PACKED_PATH_IDS - 1)) as u32,
+        }
+    }
+}
+
+impl OutKey for Nlri {
+    fn nlri(self) -> Nlri {
+        self
+    }
+}
+
+/// What a store change did to the pending set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delta {
+    Added,
+    Removed,
+    Same,
+}
+
+/// Advertised and pending state under one key type.
+#[derive(Debug)]
+struct Store<K> {
+    /// A B-tree: fuller than a hash table at its load limit, and the flush inserts runs of
+    /// neighbouring prefixes.
+    advertised: BTreeMap<K, Arc<RouteAttrs>>,
+    /// Desired state not yet sent: `Some` = announce, `None` = withdraw.
+    pending: HashMap<K, Option<Arc<RouteAttrs>>, SeededState>,
+    /// Flush order of `pending` (first change first). May hold stale entries, which are
+    /// skipped; cleared whenever `pending` empties.
+    order: VecDeque<K>,
+}
+
+impl<K> Default for Store<K> {
+    fn default() -> Self {
+        Self {
+            advertised: BTreeMap::new(),
+            pending: HashMap::default(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+/// Pending sets larger than this are freed, not kept, once drained: a full table's initial
+/// burst should not pin its peak memory for the life of the session, and with hundreds of
+/// peers (route reflection) kept capacity adds up.
+const KEEP_DRAINED: usize = 4096;
+
+impl<K: OutKey> Store<K> {
+    /// Whether the peer already has `attrs` for `key` is checked when the change is taken
+    /// (see [`Store::take`]), not here: one B-tree walk per change instead of two.
+    fn set(&mut self, key: K, attrs: Arc<RouteAttrs>) -> Delta {
+        match self.pending.entry(key) {
+            Entry::Occupied(mut o) => {
+                o.insert(Some(attrs));
+                Delta::Same
+            }
+            Entry::Vacant(v) => {
+                v.insert(Some(attrs));
+                self.order.push_back(key);
+                Delta::Added
+            }
+        }
+    }
+
+    fn remove(&mut self, key: K) -> Delta {
+        if self.advertised.contains_key(&key) {
+            match self.pending.entry(key) {
+                Entry::Occupied(mut o) => {
+                    o.insert(None);
+                    Delta::Same
+                }
+                Entry::Vacant(v) => {
+                    v.insert(None);
+                    self.order.push_back(key);
+                    Delta::Added
+                }
+            }
+        } else {
+            self.cancel(&key)
+        }
+    }
+
+    /// Drops a pending change of `key`.
+    fn cancel(&mut self, key: &K) -> Delta {
+        if self.pending.remove(key).is_none() {
+            return Delta::Same;
+        }
+        self.drained();
+        Delta::Removed
+    }
+
+    /// Forgets the flush order once nothing is pending (and frees big empty sets).
+    fn drained(&mut self) {
+        if self.pending.is_empty() {
+            if self.pending.capacity() > KEEP_DRAINED {
+                self.pending = HashMap::default();
+            }
+            if self.order.capacity() > KEEP_DRAINED {
+                self.order = VecDeque::new();
+            } else {
+                self.order.clear();
+            }
+        }
+    }
+
+    /// Takes up to `max` pending changes, oldest first; afterwards they count as
+    /// advertised. `f` gets each with its new state and whether it is to be sent: an
+    /// announcement of the attribute set the peer already has is not (RFC 4271 §9.2).
+    /// Returns how many were taken.
+    fn take(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Nlri, Option<&Arc<RouteAttrs>>, bool),
+    ) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            let Some(key) = self.order.pop_front() else {
+                break;
+            };
+            let Some(state) = self.pending.remove(&key) else {
+                continue; // stale: cancelled after it was queued
+            };
+            taken += 1;
+            match state {
+                None => {
+                    self.advertised.remove(&key);
+                    f(key.nlri(), None, true);
+                }
+                Some(attrs) => {
+                    let old = self.advertised.insert(key, Arc::clone(&attrs));
+                    let send = !old.is_some_and(|o| Arc::ptr_eq(&o, &attrs));
+                    f(key.nlri(), Some(&attrs), send);
+                }
+            }
+        }
+        self.drained();
+        taken
+    }
+}
+
 impl AdjRibOut {
     pub fn new() -> Self {
         Self::default()
     }
 
     fn family_mut(&mut self, family: Family) -> &mut FamilyState {
-        let i = match self.families.iter().position(|f| f.family == family) {
-            Some(i) => i,
-            None => {
-                self.families.push(FamilyState {
-                    family,
-                    pending: 0,
-                    initial_queued: false,
-                    eor_sent: false,
-                });
-                self.families.len() - 1
-            }
-        };
-        &mut self.families[i]
+        family_state(&mut self.families, family)
     }
 
-    fn pending_added(&mut self, nlri: Nlri) {
-        self.order.push_back(nlri);
-        self.family_mut(Family::of(&nlri.prefix)).pending += 1;
-    }
-
-    fn pending_removed(&mut self, nlri: &Nlri) {
+    fn count(&mut self, nlri: &Nlri, delta: Delta) {
         let f = self.family_mut(Family::of(&nlri.prefix));
-        f.pending = f.pending.saturating_sub(1);
-        if self.pending.is_empty() {
-            self.order.clear();
+        match delta {
+            Delta::Added => f.pending += 1,
+            Delta::Removed => f.pending = f.pending.saturating_sub(1),
+            Delta::Same => {}
         }
     }
 
     /// The peer should now have `attrs` for `nlri`. Setting the attribute set already
-    /// advertised (same `Arc`) cancels any pending change and sends nothing.
+    /// advertised (same `Arc`) sends nothing (a pending change is overridden, and the
+    /// no-op is dropped when taken).
     pub fn set(&mut self, nlri: Nlri, attrs: Arc<RouteAttrs>) {
-        let unchanged = self
-            .advertised
-            .get(&nlri)
-            .is_some_and(|a| Arc::ptr_eq(a, &attrs));
-        if unchanged {
-            if self.pending.remove(&nlri).is_some() {
-                self.pending_removed(&nlri);
-            }
-            return;
-        }
-        match self.pending.entry(nlri) {
-            Entry::Occupied(mut o) => {
-                o.insert(Some(attrs));
-            }
-            Entry::Vacant(v) => {
-                v.insert(Some(attrs));
-                self.pending_added(nlri);
-            }
-        }
+        let delta = match pack(&nlri) {
+            Some(k) => self.v4.set(k, attrs),
+            None => self.other.set(nlri, attrs),
+        };
+        self.count(&nlri, delta);
     }
 
     /// The peer should no longer have `nlri`. Cancels a pending announcement of a prefix
     /// that was never advertised.
     pub fn remove(&mut self, nlri: Nlri) {
-        if self.advertised.contains_key(&nlri) {
-            match self.pending.entry(nlri) {
-                Entry::Occupied(mut o) => {
-                    o.insert(None);
-                }
-                Entry::Vacant(v) => {
-                    v.insert(None);
-                    self.pending_added(nlri);
-                }
-            }
-        } else if self.pending.remove(&nlri).is_some() {
-            self.pending_removed(&nlri);
-        }
+        let delta = match pack(&nlri) {
+            Some(k) => self.v4.remove(k),
+            None => self.other.remove(nlri),
+        };
+        self.count(&nlri, delta);
     }
 
     /// Add-path send (RFC 7911 §3): the peer should now have exactly `paths` for `prefix`,
@@ -213,61 +346,32 @@ impl AdjRibOut {
     }
 
     /// At most `max_prefixes` pending changes, oldest first, grouped like
-    /// [`AdjRibOut::take_pending`]; the rest stay pending.
+    /// [`AdjRibOut::take_pending`]; the rest stay pending. IPv4 (without large path
+    /// identifiers) is taken before the rest.
     pub fn take_pending_limited(&mut self, max_prefixes: usize) -> PendingUpdates {
-        let mut out = PendingUpdates::default();
-        // (attribute set address, family) -> index in out.announcements
-        let mut groups: HashMap<(usize, Family), usize, SeededState> = HashMap::default();
-        let mut taken = 0;
-        self.advertised
-            .reserve(self.pending.len().min(max_prefixes));
-        while taken < max_prefixes {
-            let Some(nlri) = self.order.pop_front() else {
-                break;
-            };
-            let Some(state) = self.pending.remove(&nlri) else {
-                continue; // stale: cancelled after it was queued
-            };
-            taken += 1;
+        let mut grouper = Grouper::default();
+        let families = &mut self.families;
+        let mut collect = |nlri: Nlri, state: Option<&Arc<RouteAttrs>>, send: bool| {
             let family = Family::of(&nlri.prefix);
-            let f = self.family_mut(family);
+            let f = family_state(families, family);
             f.pending = f.pending.saturating_sub(1);
-            match state {
-                None => {
-                    self.advertised.remove(&nlri);
-                    match out.withdrawals.iter_mut().find(|(f, _)| *f == family) {
-                        Some((_, v)) => v.push(nlri),
-                        None => out.withdrawals.push((family, vec![nlri])),
-                    }
-                }
-                Some(attrs) => {
-                    let key = (Arc::as_ptr(&attrs) as usize, family);
-                    match groups.get(&key).and_then(|&i| out.announcements.get_mut(i)) {
-                        Some((_, _, v)) => v.push(nlri),
-                        None => {
-                            groups.insert(key, out.announcements.len());
-                            out.announcements
-                                .push((Arc::clone(&attrs), family, vec![nlri]));
-                        }
-                    }
-                    self.advertised.insert(nlri, attrs);
-                }
+            if send {
+                grouper.push(family, nlri, state);
             }
-        }
-        if self.pending.is_empty() {
-            self.order.clear();
-        }
-        out
+        };
+        let taken = self.v4.take(max_prefixes, &mut collect);
+        self.other.take(max_prefixes - taken, &mut collect);
+        grouper.out
     }
 
     /// Number of changes waiting to be sent.
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.v4.pending.len() + self.other.pending.len()
     }
 
     /// Changes are waiting to be sent.
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.v4.pending.is_empty() || !self.other.pending.is_empty()
     }
 
     // ----- End-of-RIB (RFC 4724 §2) -----
@@ -302,22 +406,88 @@ impl AdjRibOut {
 
     /// What the peer was last sent for `nlri`.
     pub fn advertised(&self, nlri: &Nlri) -> Option<&Arc<RouteAttrs>> {
-        self.advertised.get(nlri)
+        match pack(nlri) {
+            Some(k) => self.v4.advertised.get(&k),
+            None => self.other.advertised.get(nlri),
+        }
     }
 
     /// Number of prefixes the peer currently has from us.
     pub fn advertised_len(&self) -> usize {
-        self.advertised.len()
+        self.v4.advertised.len() + self.other.advertised.len()
     }
 
     /// Every advertised prefix with its attributes (`routes --table adj-out`).
-    pub fn iter(&self) -> impl Iterator<Item = (&Nlri, &Arc<RouteAttrs>)> + '_ {
-        self.advertised.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (Nlri, &Arc<RouteAttrs>)> + '_ {
+        self.v4
+            .advertised
+            .iter()
+            .map(|(k, a)| (k.nlri(), a))
+            .chain(self.other.advertised.iter().map(|(n, a)| (*n, a)))
     }
 
     /// Forget everything (session down).
     pub fn reset(&mut self) {
         *self = Self::default();
+    }
+}
+
+/// The family's state in `families`, added if missing.
+fn family_state(families: &mut Vec<FamilyState>, family: Family) -> &mut FamilyState {
+    let i = match families.iter().position(|f| f.family == family) {
+        Some(i) => i,
+        None => {
+            families.push(FamilyState {
+                family,
+                pending: 0,
+                initial_queued: false,
+                eor_sent: false,
+            });
+            families.len() - 1
+        }
+    };
+    &mut families[i]
+}
+
+/// Builds [`PendingUpdates`]: withdrawals by family, announcements by attribute set and
+/// family.
+#[derive(Default)]
+struct Grouper {
+    out: PendingUpdates,
+    /// (attribute set address, family) -> index in `out.announcements`.
+    groups: HashMap<(usize, Family), usize, SeededState>,
+    /// The last group used: runs of prefixes sharing a set skip the lookup.
+    last: Option<((usize, Family), usize)>,
+}
+
+impl Grouper {
+    fn push(&mut self, family: Family, nlri: Nlri, state: Option<&Arc<RouteAttrs>>) {
+        let Some(attrs) = state else {
+            match self.out.withdrawals.iter_mut().find(|(f, _)| *f == family) {
+                Some((_, v)) => v.push(nlri),
+                None => self.out.withdrawals.push((family, vec![nlri])),
+            }
+            return;
+        };
+        let key = (Arc::as_ptr(attrs) as usize, family);
+        let idx = match self.last {
+            Some((k, i)) if k == key => Some(i),
+            _ => self.groups.get(&key).copied(),
+        };
+        match idx.and_then(|i| self.out.announcements.get_mut(i).map(|g| (i, g))) {
+            Some((i, (_, _, v))) => {
+                v.push(nlri);
+                self.last = Some((key, i));
+            }
+            None => {
+                let i = self.out.announcements.len();
+                self.groups.insert(key, i);
+                self.out
+                    .announcements
+                    .push((Arc::clone(attrs), family, vec![nlri]));
+                self.last = Some((key, i));
+            }
+        }
     }
 }
 

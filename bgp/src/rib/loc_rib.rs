@@ -12,7 +12,7 @@
 //! Dropping a peer's routes scans the whole table (no per-peer index: it would cost more
 //! memory than the scan costs time, about 10 ms per million prefixes).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -281,7 +281,11 @@ impl Rib {
             .0
             .get_mut(&peer)
             .ok_or(RibError::UnknownPeer(peer))?;
-        if let Some(r) = state.rejected.remove(&nlri) {
+        // Most peers have nothing rejected: skip hashing the prefix.
+        if let Some(r) = (!state.rejected.is_empty())
+            .then(|| state.rejected.remove(&nlri))
+            .flatten()
+        {
             self.interner.release(r.attrs);
         }
         let new_attrs = Arc::as_ptr(&attrs);

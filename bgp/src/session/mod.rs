@@ -180,6 +180,23 @@ impl PeerHandle {
         }
     }
 
+    /// Resolves once the write queue has room again (at once when there is no Established
+    /// connection: [`PeerHandle::try_send`] then drops the bytes and never reports `Full`).
+    /// Lets the speaker wait for a stalled peer instead of polling it.
+    pub fn writable(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let tx = self
+            .out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        async move {
+            if let Some(tx) = tx {
+                // The permit is released at once: only the room matters.
+                let _ = tx.reserve().await;
+            }
+        }
+    }
+
     /// Sends `notification` on every connection, closes them and stays Idle until
     /// [`PeerHandle::start`]. Returns once the NOTIFICATION was written (or gave up).
     pub async fn stop(&self, notification: Notification) {

@@ -1,10 +1,11 @@
 //! The speaker task: start-up, the event loop, and control requests.
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::fsm::State;
 use crate::rib::{PeerId, PeerInfo, Rib, RouteAttrs, LOCAL_PEER};
@@ -18,8 +19,13 @@ use super::peer::{now_secs, PeerSlot, Session};
 use super::policy_rules::Target;
 use super::{FibSink, SpeakerError};
 
+/// Session events queued for the speaker. Small: a decoded UPDATE takes far more memory
+/// than its bytes, which wait in the socket buffers instead (TCP back-pressure).
+const SESSION_EVENTS: usize = 64;
 /// Session events handled before the speaker propagates changes and flushes.
 const EVENT_BATCH: usize = 32;
+/// How long the speaker waits at most before looking at a stalled write queue again.
+const STALL_RECHECK: Duration = Duration::from_millis(50);
 /// RFC 4486 §4 Cease subcode 2: Administrative Shutdown.
 const CEASE_ADMIN_SHUTDOWN: u8 = 2;
 
@@ -28,7 +34,7 @@ pub(crate) struct Speaker {
     pub rib: Rib,
     pub peers: Vec<PeerSlot>,
     /// Prefixes whose best path or ECMP set changed since the last propagation.
-    pub dirty: HashSet<Prefix>,
+    pub dirty: super::dirty::DirtySet,
     pub fib: Option<Box<dyn FibSink>>,
     /// Maximum-prefix warnings given and hold-downs running.
     pub limits: super::inbound::PrefixLimits,
@@ -47,6 +53,8 @@ pub(crate) struct Speaker {
     pub refresh_state: super::refresh::RefreshState,
     /// How this run started (RFC 4724 restart state), for peers added later.
     pub gr_options: GracefulOptions,
+    /// Signalled when a stalled peer's write queue has room again.
+    pub writable: Arc<Notify>,
 }
 
 impl Speaker {
@@ -63,7 +71,7 @@ impl Speaker {
             ),
             None => None,
         };
-        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let (ev_tx, ev_rx) = mpsc::channel(SESSION_EVENTS);
         let (req_tx, req_rx) = mpsc::channel(64);
         let mut peers = Vec::with_capacity(cfg.peers.len());
         for (i, settings) in cfg.peers.iter().enumerate() {
@@ -82,7 +90,7 @@ impl Speaker {
             rib: Rib::new(cfg.asn, cfg.router_id),
             cfg,
             peers,
-            dirty: HashSet::default(),
+            dirty: Default::default(),
             fib,
             limits: Default::default(),
             graceful,
@@ -93,6 +101,7 @@ impl Speaker {
             soft_in: Default::default(),
             refresh_state: Default::default(),
             gr_options: restart,
+            writable: Arc::new(Notify::new()),
         };
         speaker.reindex();
         speaker.restart_begin();
@@ -110,6 +119,7 @@ impl Speaker {
             let busy = self.has_pending_out();
             let stalled = self.has_stash();
             let gr_deadline = self.graceful.next_deadline();
+            let writable = self.writable.clone();
             tokio::select! {
                 biased;
                 req = requests.recv() => match req {
@@ -151,8 +161,10 @@ impl Speaker {
                     self.gr_expire(tokio::time::Instant::now());
                 }
                 _ = std::future::ready(()), if busy => {}
-                // A peer's write queue was full: look again shortly.
-                _ = tokio::time::sleep(Duration::from_millis(5)), if stalled => {}
+                // A peer's write queue was full and has room again.
+                _ = writable.notified(), if stalled => {}
+                // Backstop for the wake-up above.
+                _ = tokio::time::sleep(STALL_RECHECK), if stalled => {}
             }
             // RFC 4724 §4.1: no route selection while it is deferred after a restart.
             if !self.selection_deferred() {
@@ -258,6 +270,7 @@ impl Speaker {
             cache: Default::default(),
             refresh: Vec::new(),
             stash: None,
+            waiting: false,
         });
         // After a restart, the dump waits for the deferred route selection.
         if !self.selection_deferred() {

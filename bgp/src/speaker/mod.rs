@@ -4,6 +4,7 @@
 
 mod api;
 mod core;
+mod dirty;
 mod graceful;
 mod graceful_llgr;
 mod graceful_restart;

@@ -18,8 +18,11 @@ use super::core::Speaker;
 use super::peer::{PeerSlot, EXPORT_CACHE_MAX};
 use super::policy_rules::{apply_export_policy, export_attrs, policy_changes, Source};
 
-/// Prefixes taken from one Adj-RIB-Out per flush, so one big table does not starve others.
+/// Prefixes encoded into one write-queue buffer.
 const FLUSH_CHUNK: usize = 20_000;
+/// Buffers queued per peer and flush at most, so one big table does not hold up the event
+/// loop (the rest waits for the next turn).
+const FLUSH_CHUNKS: usize = 8;
 
 impl Speaker {
     /// Some Established peer has changes to send and room to take them.
@@ -77,31 +80,41 @@ impl Speaker {
         if self.dirty.is_empty() {
             return;
         }
-        let dirty: Vec<Prefix> = self.dirty.drain().collect();
-        let any_session = self.peers.iter().any(|p| p.session.is_some());
+        // In address order: neighbouring prefixes share B-tree nodes (Loc-RIB, Adj-RIB-Out).
+        let dirty = self.dirty.take_sorted();
+        // Peers that can take a route at all: a peer whose export filter denies everything
+        // and that holds nothing from us would only see no-ops.
+        let targets: Vec<usize> = (0..self.peers.len())
+            .filter(|&i| self.peers.get(i).is_some_and(wants_exports))
+            .collect();
         // Some peer takes several paths per prefix (RFC 7911): hand every path over.
         let want_all = self.rib.reports_all_paths();
+        let with_fib = self.fib.is_some();
+        let mut all: Vec<Path> = Vec::new();
         for prefix in dirty {
             // One Loc-RIB lookup serves the peers and the FIB.
-            let (best, all, hops) = match self.rib.get(&prefix) {
-                Some(e) => (
-                    e.best().cloned(),
+            all.clear();
+            let (best, hops) = match self.rib.get(&prefix) {
+                Some(e) => {
                     if want_all {
-                        e.paths().to_vec()
-                    } else {
-                        Vec::new()
-                    },
-                    fib_next_hops(e.ecmp()),
-                ),
-                None => (None, Vec::new(), Vec::new()),
+                        all.extend_from_slice(e.paths());
+                    }
+                    (
+                        e.best().cloned(),
+                        if with_fib {
+                            fib_next_hops(e.ecmp())
+                        } else {
+                            Vec::new()
+                        },
+                    )
+                }
+                None => (None, Vec::new()),
             };
             let paths = if want_all { &all[..] } else { best.as_slice() };
-            if any_session {
-                for idx in 0..self.peers.len() {
-                    if self.peers[idx].session.is_some() {
-                        self.export_one(idx, prefix, paths);
-                    }
-                }
+            // Where the best path came from is the same for every peer.
+            let origin = paths.first().and_then(|p| self.source_of(p));
+            for &idx in &targets {
+                self.export_one_from(idx, prefix, paths, origin);
             }
             if let Some(fib) = self.fib.as_mut() {
                 if hops.is_empty() {
@@ -117,6 +130,18 @@ impl Speaker {
     /// first, then the rest of the ECMP set, then the others; only the best is needed
     /// unless the peer negotiated add-path send for the family).
     pub(crate) fn export_one(&mut self, idx: usize, prefix: Prefix, paths: &[Path]) {
+        let origin = paths.first().and_then(|p| self.source_of(p));
+        self.export_one_from(idx, prefix, paths, origin);
+    }
+
+    /// [`Speaker::export_one`] with the source of the best path already known.
+    fn export_one_from(
+        &mut self,
+        idx: usize,
+        prefix: Prefix,
+        paths: &[Path],
+        origin: Option<PathSource>,
+    ) {
         let add_path = self
             .peers
             .get(idx)
@@ -127,7 +152,6 @@ impl Speaker {
             return;
         }
         let best = paths.first();
-        let origin = best.and_then(|p| self.source_of(p));
         let cluster_id = self.cfg.cluster_id;
         let Some(slot) = self.peers.get_mut(idx) else {
             return;
@@ -210,54 +234,86 @@ impl Speaker {
         })
     }
 
-    /// Encodes and sends what each Adj-RIB-Out has pending, a chunk per peer. Never waits:
-    /// a peer whose write queue is full keeps its bytes in `stash` (and its Adj-RIB-Out keeps
-    /// coalescing) until there is room.
+    /// Encodes and sends what each Adj-RIB-Out has pending, chunk by chunk while the peer's
+    /// write queue has room (at most [`FLUSH_CHUNKS`] chunks per peer and call, so one big
+    /// table does not hold up the event loop). Never waits: a peer whose write queue is full
+    /// keeps its bytes in `stash` (and its Adj-RIB-Out keeps coalescing) until there is room;
+    /// a task then wakes the speaker.
     pub(crate) fn flush(&mut self) {
         for slot in &mut self.peers {
             let Some(session) = slot.session.as_mut() else {
                 continue;
             };
-            if let Some(bytes) = session.stash.take() {
+            for _ in 0..FLUSH_CHUNKS {
+                let bytes = match session.stash.take() {
+                    Some(bytes) => bytes,
+                    None => {
+                        let buf = encode_chunk(session, slot.settings.address);
+                        if buf.is_empty() {
+                            break;
+                        }
+                        buf.freeze()
+                    }
+                };
                 match slot.handle.try_send(bytes) {
+                    Ok(()) => session.waiting = false,
                     Err(TrySend::Full(bytes)) => {
                         session.stash = Some(bytes);
-                        continue;
+                        if !session.waiting {
+                            session.waiting = true;
+                            let room = slot.handle.writable();
+                            let wake = self.writable.clone();
+                            tokio::spawn(async move {
+                                room.await;
+                                wake.notify_one();
+                            });
+                        }
+                        break;
                     }
-                    Err(TrySend::Gone) => continue,
-                    Ok(()) => {}
-                }
-            }
-            let ctx = session.negotiated.encode.clone();
-            let mut buf = BytesMut::new();
-            let pending = session.adj_out.take_pending_limited(FLUSH_CHUNK);
-            for (family, nlri) in &pending.withdrawals {
-                if let Err(e) = encode_withdrawals(*family, nlri, &ctx, &mut buf) {
-                    tracing::error!(peer = %slot.settings.address, "encode: {e}");
-                }
-            }
-            for (attrs, family, nlri) in &pending.announcements {
-                encode_group(attrs, *family, nlri, &ctx, &mut buf, slot.settings.address);
-            }
-            if session.adj_out.pending_len() == 0 {
-                for family in std::mem::take(&mut session.refresh) {
-                    resend_family(session, family, &ctx, &mut buf, slot.settings.address);
-                }
-            }
-            for family in session.adj_out.take_end_of_rib() {
-                encode_end_of_rib(family, &mut buf);
-            }
-            if !buf.is_empty() {
-                match slot.handle.try_send(buf.freeze()) {
-                    Err(TrySend::Full(bytes)) => session.stash = Some(bytes),
                     Err(TrySend::Gone) => {
                         tracing::warn!(peer = %slot.settings.address, "session task gone");
+                        break;
                     }
-                    Ok(()) => {}
                 }
             }
         }
     }
+}
+
+/// The next chunk of `session`'s pending changes, encoded: up to [`FLUSH_CHUNK`] prefixes,
+/// then (once nothing else is pending) requested re-sends and due End-of-RIB markers.
+fn encode_chunk(session: &mut super::peer::Session, peer: IpAddr) -> BytesMut {
+    let ctx = session.negotiated.encode.clone();
+    let mut buf = BytesMut::new();
+    let pending = session.adj_out.take_pending_limited(FLUSH_CHUNK);
+    for (family, nlri) in &pending.withdrawals {
+        if let Err(e) = encode_withdrawals(*family, nlri, &ctx, &mut buf) {
+            tracing::error!(%peer, "encode: {e}");
+        }
+    }
+    for (attrs, family, nlri) in &pending.announcements {
+        encode_group(attrs, *family, nlri, &ctx, &mut buf, peer);
+    }
+    if session.adj_out.pending_len() == 0 {
+        for family in std::mem::take(&mut session.refresh) {
+            resend_family(session, family, &ctx, &mut buf, peer);
+        }
+    }
+    for family in session.adj_out.take_end_of_rib() {
+        encode_end_of_rib(family, &mut buf);
+    }
+    buf
+}
+
+/// Whether `slot` has a session that could take or lose a route: not when its export filter
+/// denies everything and it holds (and is about to get) nothing from us.
+fn wants_exports(slot: &PeerSlot) -> bool {
+    let Some(session) = slot.session.as_ref() else {
+        return false;
+    };
+    !slot.settings.export.denies_all(slot.ebgp)
+        || session.adj_out.advertised_len() > 0
+        || session.adj_out.has_pending()
 }
 
 /// The kernel next hops of an ECMP set: learned paths only (our own routes are not
@@ -308,7 +364,7 @@ fn resend_family(
                 .entry(Arc::as_ptr(a) as usize)
                 .or_insert_with(|| (a.clone(), Vec::new()))
                 .1
-                .push(*n);
+                .push(n);
         }
     }
     for (attrs, nlri) in groups.values() {

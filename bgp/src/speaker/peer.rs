@@ -32,6 +32,9 @@ pub(crate) struct Session {
     pub refresh: Vec<crate::wire::Family>,
     /// Encoded messages the session's write queue had no room for yet.
     pub stash: Option<bytes::Bytes>,
+    /// A task waits for room in the write queue and wakes the speaker (see
+    /// [`crate::session::PeerHandle::writable`]).
+    pub waiting: bool,
 }
 
 pub(crate) struct PeerSlot {

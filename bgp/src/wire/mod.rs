@@ -91,7 +91,7 @@ impl Family {
 
 /// One NLRI entry; `path_id` is the RFC 7911 path identifier (0 when add-path is not in use
 /// for this family and direction).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Nlri {
     pub prefix: Prefix,
     pub path_id: u32,
