@@ -17,6 +17,14 @@ fn reqs(prefix: &str, n: usize) -> Vec<Request> {
         .collect()
 }
 
+/// `allocate_many` where every request must succeed.
+fn all_ok(a: &Allocator, reqs: &[Request]) -> Vec<ipam::Allocation> {
+    a.allocate_many(reqs)
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
 fn distinct(got: &[ipam::Allocation]) -> bool {
     got.iter().map(|a| a.ip).collect::<HashSet<IpAddr>>().len() == got.len()
 }
@@ -40,11 +48,7 @@ fn a_warm_burst_is_one_transaction() {
         ip("10.0.0.0")
     );
     let before = faulty.transactions.load(Ordering::Relaxed);
-    let got: Vec<_> = a
-        .allocate_many(&reqs("pod", 20))
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: Vec<_> = all_ok(&a, &reqs("pod", 20));
     assert_eq!(faulty.transactions.load(Ordering::Relaxed) - before, 1);
     assert!(distinct(&got));
     // In order, after the first, in the node's block, each with its own sequence number.
@@ -72,11 +76,7 @@ fn duplicates_specific_addresses_and_overflow_take_the_reading_path() {
     let mut batch = reqs("pod", 70);
     batch.push(Request::new("pod3"));
     batch.push(Request::new("fixed").ip(ip("10.0.0.200")));
-    let got: Vec<_> = a
-        .allocate_many(&batch)
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: Vec<_> = all_ok(&a, &batch);
     // The duplicate gets the same address; the rest are distinct.
     assert_eq!(got[70], got[3]);
     let mut unique: Vec<_> = got.clone();
@@ -88,11 +88,7 @@ fn duplicates_specific_addresses_and_overflow_take_the_reading_path() {
     assert!(blocks.len() >= 2, "{blocks:?}");
     assert!(a.check(None).unwrap().is_clean());
     // Idempotent: the whole burst again returns the same addresses.
-    let again: Vec<_> = a
-        .allocate_many(&batch)
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let again: Vec<_> = all_ok(&a, &batch);
     assert_eq!(again, got);
 }
 
@@ -103,11 +99,7 @@ fn a_stale_cache_loses_the_race_and_every_request_still_succeeds() {
     // Another process of the same node (or a borrower) changes the block behind the cache.
     let other = Allocator::new(inner.clone(), "n1", cfg(&[("10.0.0.0/24", 26)])).unwrap();
     let theirs = other.allocate(&Request::new("theirs")).unwrap();
-    let got: Vec<_> = a
-        .allocate_many(&reqs("pod", 10))
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: Vec<_> = all_ok(&a, &reqs("pod", 10));
     assert!(faulty.conflicts.load(Ordering::Relaxed) >= 1);
     assert!(distinct(&got));
     assert!(got.iter().all(|g| g.ip != theirs.ip));
@@ -123,11 +115,7 @@ fn a_failing_store_fails_the_burst_and_writes_nothing() {
     assert!(got.iter().all(|r| r.is_err()), "{got:?}");
     assert_eq!(inner.list("handles/").unwrap().len(), 1);
     faulty.fail_when(|_, _, _| false);
-    let got: Vec<_> = a
-        .allocate_many(&reqs("pod", 5))
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: Vec<_> = all_ok(&a, &reqs("pod", 5));
     assert_eq!(got[0].ip, ip("10.0.0.1"));
     assert!(a.check(None).unwrap().is_clean());
 }
@@ -138,11 +126,7 @@ fn bursts_larger_than_one_transaction_are_split() {
     a.allocate(&Request::new("warm")).unwrap();
     let before = faulty.transactions.load(Ordering::Relaxed);
     let n = MAX_BATCH * 2 + 5;
-    let got: Vec<_> = a
-        .allocate_many(&reqs("pod", n))
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: Vec<_> = all_ok(&a, &reqs("pod", n));
     assert_eq!(got.len(), n);
     assert!(distinct(&got));
     assert_eq!(faulty.transactions.load(Ordering::Relaxed) - before, 3);
@@ -154,11 +138,7 @@ fn a_burst_that_fills_its_block_claims_the_next_and_stays_in_bulk() {
     let (_, faulty, a) = faulty_allocator("n1", &[("10.0.0.0/24", 26)]);
     a.allocate(&Request::new("warm")).unwrap();
     let before = faulty.transactions.load(Ordering::Relaxed);
-    let got: Vec<_> = a
-        .allocate_many(&reqs("pod", 70))
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: Vec<_> = all_ok(&a, &reqs("pod", 70));
     assert!(distinct(&got));
     // 63 in the first block at once; one allocation claims the second block; the last six
     // go together there.
@@ -175,10 +155,7 @@ fn claiming_ahead_keeps_bursts_off_the_claim_path() {
     a.allocate(&Request::new("warm")).unwrap();
     // 63 free of 64: plenty.
     assert!(a.claim_ahead().unwrap().is_empty());
-    a.allocate_many(&reqs("pod", 40))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
+    all_ok(&a, &reqs("pod", 40));
     // 23 free, under half a block: the next block is claimed, once.
     assert_eq!(
         a.claim_ahead().unwrap(),
@@ -187,11 +164,7 @@ fn claiming_ahead_keeps_bursts_off_the_claim_path() {
     assert!(a.claim_ahead().unwrap().is_empty());
     // A burst across the end of the first block is one transaction over both blocks.
     let before = faulty.transactions.load(Ordering::Relaxed);
-    let got: Vec<_> = a
-        .allocate_many(&reqs("more", 30))
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: Vec<_> = all_ok(&a, &reqs("more", 30));
     assert_eq!(faulty.transactions.load(Ordering::Relaxed) - before, 1);
     assert!(distinct(&got));
     assert_eq!(got[22].ip, ip("10.0.0.63"));
@@ -207,17 +180,11 @@ fn claiming_ahead_respects_the_block_limit_and_scarce_pools() {
         ..cfg(&[("10.0.0.0/24", 26)])
     };
     let a = Allocator::new(inner, "n1", c).unwrap();
-    a.allocate_many(&reqs("pod", 50))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
+    all_ok(&a, &reqs("pod", 50));
     assert!(a.claim_ahead().unwrap().is_empty());
     // Two blocks in the pool, one taken: the other is left for whoever needs it first.
     let (_, _, b) = faulty_allocator("n1", &[("10.0.0.0/25", 26)]);
-    b.allocate_many(&reqs("pod", 50))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
+    all_ok(&b, &reqs("pod", 50));
     assert!(b.claim_ahead().unwrap().is_empty());
     // Needed, it is claimed on the allocation path as before.
     assert_eq!(
