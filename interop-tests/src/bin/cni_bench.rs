@@ -50,37 +50,15 @@ const IFNAME: &str = "eth0";
 /// Calls per plugin before measuring (page cache, agent's first block claim).
 const WARMUP: usize = 5;
 
-/// Command-line options.
+/// CNI plugin benchmark: bramble-ipam against host-local, then ADD-to-BIRD propagation.
+#[derive(clap::Parser)]
 struct Opts {
-    ops: usize,
-    samples: usize,
-}
-
-impl Opts {
-    fn parse() -> Result<Self> {
-        let mut opts = Opts {
-            ops: 1000,
-            samples: 50,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(a) = args.next() {
-            let slot = match a.as_str() {
-                "--ops" => &mut opts.ops,
-                "--samples" => &mut opts.samples,
-                "-h" | "--help" => {
-                    println!("usage: cni_bench [--ops N] [--samples M]");
-                    std::process::exit(0);
-                }
-                other => return Err(Error::parse("arguments", format!("unknown {other:?}"))),
-            };
-            *slot = args
-                .next()
-                .and_then(|v| v.replace('_', "").parse().ok())
-                .filter(|&n: &usize| n > 0)
-                .ok_or_else(|| Error::parse("arguments", format!("{a} needs a positive count")))?;
-        }
-        Ok(opts)
-    }
+    /// ADDs (then DELs) per plugin.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    ops: u64,
+    /// Propagation samples.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    samples: u64,
 }
 
 /// `target/release/NAME` of this workspace (or `$CARGO_TARGET_DIR/release/NAME`).
@@ -678,7 +656,8 @@ fn report(opts: &Opts, t: &Throughput, p: &[Sample]) -> String {
 }
 
 fn main() -> Result<()> {
-    let opts = Opts::parse()?;
+    let opts = <Opts as clap::Parser>::parse();
+    let (ops, samples) = (opts.ops as usize, opts.samples as usize);
     interop_tests::prereq::check_root_and_tools()?;
     // The driver runs `$BRAMBLE_BIN` (default: the debug build); measure the release build.
     if std::env::var_os("BRAMBLE_BIN").is_none() {
@@ -696,13 +675,10 @@ fn main() -> Result<()> {
         "apt-get install containernetworking-plugins",
     )?;
 
-    eprintln!(
-        "cni_bench: {} ADDs + {} DELs per plugin…",
-        opts.ops, opts.ops
-    );
-    let t = throughput(opts.ops, &ipam_bin)?;
-    eprintln!("cni_bench: {} propagation samples…", opts.samples);
-    let p = propagation(opts.samples, &ipam_bin)?;
+    eprintln!("cni_bench: {} ADDs + {} DELs per plugin…", ops, ops);
+    let t = throughput(ops, &ipam_bin)?;
+    eprintln!("cni_bench: {samples} propagation samples…");
+    let p = propagation(samples, &ipam_bin)?;
     let text = report(&opts, &t, &p);
     print!("{text}");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))

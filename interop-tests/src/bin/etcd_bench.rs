@@ -32,40 +32,18 @@ use interop_tests::{wait_until, ChildGuard, Error, Lan, Netns, Result, ScratchDi
 
 const POOL: &str = "10.92.0.0/16";
 
+/// IPAM on etcd: three nodes on a three-member cluster, then sled on one node.
+#[derive(clap::Parser)]
 struct Opts {
-    ops: usize,
-    threads: usize,
+    /// ADDs per node.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    ops: u64,
+    /// Concurrent callers per node.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: u64,
     /// Print this many of the slowest ADDs (when they started, on which node).
+    #[arg(long, default_value_t = 0)]
     slowest: usize,
-}
-
-impl Opts {
-    fn parse() -> Result<Self> {
-        let mut opts = Opts {
-            ops: 1000,
-            threads: 8,
-            slowest: 0,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(a) = args.next() {
-            let slot = match a.as_str() {
-                "--ops" => &mut opts.ops,
-                "--threads" => &mut opts.threads,
-                "--slowest" => &mut opts.slowest,
-                "-h" | "--help" => {
-                    println!("usage: etcd_bench [--ops N] [--threads T] [--slowest K]");
-                    std::process::exit(0);
-                }
-                other => return Err(Error::parse("arguments", format!("unknown {other:?}"))),
-            };
-            *slot = args
-                .next()
-                .and_then(|v| v.replace('_', "").parse().ok())
-                .filter(|&n: &usize| n > 0)
-                .ok_or_else(|| Error::parse("arguments", format!("{a} needs a positive count")))?;
-        }
-        Ok(opts)
-    }
 }
 
 /// A Bramble node: namespace, LAN link, agent.
@@ -209,7 +187,8 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() -> Result<()> {
-    let opts = Opts::parse()?;
+    let opts = <Opts as clap::Parser>::parse();
+    let (ops, threads) = (opts.ops as usize, opts.threads as usize);
     let dir = ScratchDir::new("etcd-bench")?;
     let lan = Lan::new("eb-sw")?;
     let mut runs = Vec::new();
@@ -243,7 +222,7 @@ fn main() -> Result<()> {
         }
         let (_, _, warm_fail) = run_adds(&nodes, "warm", 2, 1);
         let before = conflicts(&nodes);
-        let (wall, timeline, failures) = run_adds(&nodes, "run", opts.ops, opts.threads);
+        let (wall, timeline, failures) = run_adds(&nodes, "run", ops, threads);
         runs.push(Run {
             store: "etcd (3 members)",
             nodes: nodes.len(),
@@ -264,7 +243,7 @@ fn main() -> Result<()> {
         let nodes = [node];
         let (_, _, warm_fail) = run_adds(&nodes, "warm", 2, 1);
         let before = conflicts(&nodes);
-        let (wall, timeline, failures) = run_adds(&nodes, "run", opts.ops, opts.threads);
+        let (wall, timeline, failures) = run_adds(&nodes, "run", ops, threads);
         runs.push(Run {
             store: "sled",
             nodes: 1,
@@ -281,8 +260,8 @@ fn main() -> Result<()> {
         md,
         "{} ADDs per node, {} concurrent callers per node, bramble-ipam spawn to exit \
          ({}):\n",
-        opts.ops,
-        opts.threads,
+        ops,
+        threads,
         bramble_bin().display()
     );
     let _ = writeln!(
