@@ -96,6 +96,40 @@ fn crash_after_block_creation_confirms_the_block() {
     assert!(restarted.check(None).unwrap().is_clean());
 }
 
+/// The claim fails at its last step (the store went away right then: a member died, a link
+/// was cut) and the same allocator goes on: its next allocation, even one the fast batch path
+/// could place in the block it just created, first settles the pending affinity.
+#[test]
+fn failed_confirm_is_settled_by_the_same_allocators_next_batch() {
+    let inner = memory();
+    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    faulty.fail_when(|key, _, new| {
+        key.starts_with("affinity/")
+            && new.is_some_and(|v| String::from_utf8_lossy(v).contains("confirmed"))
+    });
+    let c = cfg(&[("10.0.0.0/24", 26)]);
+    let a = Allocator::new(faulty.clone(), "n1", c).unwrap();
+    let first = a.allocate_many(&[Request::new("h1")]);
+    assert!(
+        matches!(first.as_slice(), [Err(IpamError::Store(_))]),
+        "{first:?}"
+    );
+    assert_eq!(block_kinds(&a), vec![BlockIssueKind::PendingNotConfirmed]);
+
+    *faulty.fault.lock().unwrap() = None;
+    let again = a.allocate_many(&[Request::new("h2"), Request::new("h3")]);
+    let blocks: Vec<_> = again
+        .iter()
+        .map(|r| r.as_ref().map(|g| g.block).map_err(ToString::to_string))
+        .collect();
+    assert_eq!(blocks, vec![Ok(net("10.0.0.0/26")), Ok(net("10.0.0.0/26"))]);
+    assert_eq!(
+        affinity(&inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Confirmed)
+    );
+    assert!(a.check(None).unwrap().is_clean());
+}
+
 #[test]
 fn check_release_resolves_pending_affinity_without_allocating() {
     let inner = memory();

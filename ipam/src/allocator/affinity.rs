@@ -87,6 +87,17 @@ impl Allocator {
 
     /// Claims `cidr` for this node. `None` = another node got it first.
     pub(super) fn claim(&self, cidr: IpNetwork) -> Result<Option<(Block, Revision)>, IpamError> {
+        let claimed = self.claim_steps(cidr);
+        if claimed.is_err() {
+            // The claim stopped part-way (the store went away between two steps): forget
+            // the cached blocks, so the next allocation takes the reading path, whose
+            // `own_blocks` settles the half-done claim before any fast batch uses the block.
+            self.forget_own_blocks();
+        }
+        claimed
+    }
+
+    fn claim_steps(&self, cidr: IpNetwork) -> Result<Option<(Block, Revision)>, IpamError> {
         let akey = keys::affinity(&self.node, cidr);
         let arev = match self.put_rec(&akey, None, Some(&PENDING)) {
             Ok(rev) => rev,
