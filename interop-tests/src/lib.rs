@@ -15,6 +15,7 @@ pub mod lab;
 pub mod mrt;
 pub mod names;
 pub mod netns;
+pub mod ports;
 pub mod prefixes;
 pub mod prereq;
 pub mod process;

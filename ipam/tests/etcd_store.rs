@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use interop_tests::etcd::{free_port, EtcdCluster};
+use interop_tests::etcd::EtcdCluster;
+use interop_tests::ports::free_port;
 use ipam::{Allocator, EtcdOptions, EtcdStore, IpamConfig, Pool, Request, Store, StoreError};
 
 fn store(cluster: &EtcdCluster, prefix: &str) -> EtcdStore {

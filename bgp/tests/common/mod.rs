@@ -10,11 +10,10 @@ use bgp::policy::{Filter, PrefixRule};
 use bgp::speaker::{PeerSettings, RouteEntry, SpeakerConfig, SpeakerHandle, TableKind};
 use bgp::wire::Family;
 
+/// A free loopback port outside the ephemeral range: a speaker restarted on it later finds it
+/// still free (no outgoing connection of a parallel test took it meanwhile).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
+    interop_tests::ports::free_port().unwrap()
 }
 
 pub fn allow_all() -> Filter {
