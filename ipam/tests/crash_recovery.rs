@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::{cfg, ip, memory, net, FaultyStore};
@@ -128,6 +129,55 @@ fn failed_confirm_is_settled_by_the_same_allocators_next_batch() {
         Some(AffinityState::Confirmed)
     );
     assert!(a.check(None).unwrap().is_clean());
+}
+
+/// The block write of a claim ahead of need lands but its answer is lost (what CI saw: etcd
+/// committed it while the node's link was being cut). The same allocator must neither leave
+/// that block pending nor claim yet another one: the block is its own, and is used next.
+#[test]
+fn claim_whose_block_write_landed_unanswered_is_used_not_wasted() {
+    let inner = memory();
+    let faulty = Arc::new(FaultyStore {
+        land_then_fail: true,
+        ..FaultyStore::new(inner.clone())
+    });
+    let c = cfg(&[("10.0.0.0/24", 28)]);
+    let a = Allocator::new(faulty.clone(), "n1", c).unwrap();
+    let first: Vec<Request> = (0..10).map(|i| Request::new(&format!("a{i}"))).collect();
+    assert!(a.allocate_many(&first).iter().all(Result::is_ok));
+    // Six addresses left in 10.0.0.0/28: time to claim ahead, and that claim's block write
+    // is lost on the way back.
+    faulty.fail_when(|key, expected, _| key.starts_with("blocks/") && expected.is_none());
+    assert!(matches!(a.claim_ahead(), Err(IpamError::Store(_))));
+    assert!(inner.get("blocks/10.0.0.16/28").unwrap().is_some());
+
+    *faulty.fault.lock().unwrap() = None;
+    // The agent claims ahead again after its next batch: not another block.
+    assert_eq!(a.claim_ahead().unwrap(), vec![]);
+    let next: Vec<Request> = (0..10).map(|i| Request::new(&format!("b{i}"))).collect();
+    let got = a.allocate_many(&next);
+    let _ = a.claim_ahead();
+    let blocks: HashSet<_> = got
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|g| g.block))
+        .collect();
+    assert_eq!(got.iter().filter(|r| r.is_ok()).count(), 10, "{got:?}");
+    assert_eq!(
+        blocks,
+        HashSet::from([net("10.0.0.0/28"), net("10.0.0.16/28")])
+    );
+    assert!(a.check(None).unwrap().is_clean());
+    let stored: Vec<String> = inner
+        .list("blocks/")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(
+        stored.len(),
+        2,
+        "blocks claimed for 20 addresses: {stored:?}"
+    );
 }
 
 #[test]

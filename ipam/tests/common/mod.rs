@@ -47,6 +47,9 @@ pub struct FaultyStore {
     /// Calls of [`Store::transact`] that reached the inner store.
     pub transactions: AtomicU64,
     pub yield_before_write: bool,
+    /// Faulted writes land, and the call still fails with a timeout: etcd's ambiguous
+    /// outcome when the answer is lost on the way back.
+    pub land_then_fail: bool,
 }
 
 impl FaultyStore {
@@ -57,6 +60,7 @@ impl FaultyStore {
             conflicts: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
             yield_before_write: false,
+            land_then_fail: false,
         }
     }
 
@@ -65,6 +69,15 @@ impl FaultyStore {
         f: impl Fn(&str, Option<Revision>, Option<&[u8]>) -> bool + Send + Sync + 'static,
     ) {
         *self.fault.lock().unwrap() = Some(Box::new(f));
+    }
+}
+
+/// The timeout a caller sees when `_landed` went through but its answer was lost.
+fn lost_answer<T>(key: &str, _landed: Result<T, StoreError>) -> StoreError {
+    StoreError::Timeout {
+        what: format!("write {key}"),
+        timeout: Duration::from_secs(5),
+        last: "injected: answer lost".into(),
     }
 }
 
@@ -81,6 +94,12 @@ impl Store for FaultyStore {
     ) -> Result<Revision, StoreError> {
         if let Some(f) = self.fault.lock().unwrap().as_ref() {
             if f(key, expected, new.as_deref()) {
+                if self.land_then_fail {
+                    return Err(lost_answer(
+                        key,
+                        self.inner.compare_and_swap(key, expected, new),
+                    ));
+                }
                 return Err(StoreError::Backend(format!("injected crash writing {key}")));
             }
         }
@@ -101,6 +120,9 @@ impl Store for FaultyStore {
                 .iter()
                 .find(|w| f(&w.key, w.expected, w.new.as_deref()))
             {
+                if self.land_then_fail {
+                    return Err(lost_answer(&w.key, self.inner.transact(writes)));
+                }
                 return Err(StoreError::Backend(format!(
                     "injected crash writing {}",
                     w.key
