@@ -143,7 +143,7 @@ fn claim_whose_block_write_landed_unanswered_is_used_not_wasted() {
     });
     let c = cfg(&[("10.0.0.0/24", 28)]);
     let a = Allocator::new(faulty.clone(), "n1", c).unwrap();
-    let first: Vec<Request> = (0..10).map(|i| Request::new(&format!("a{i}"))).collect();
+    let first: Vec<Request> = (0..10).map(|i| Request::new(format!("a{i}"))).collect();
     assert!(a.allocate_many(&first).iter().all(Result::is_ok));
     // Six addresses left in 10.0.0.0/28: time to claim ahead, and that claim's block write
     // is lost on the way back.
@@ -154,7 +154,7 @@ fn claim_whose_block_write_landed_unanswered_is_used_not_wasted() {
     *faulty.fault.lock().unwrap() = None;
     // The agent claims ahead again after its next batch: not another block.
     assert_eq!(a.claim_ahead().unwrap(), vec![]);
-    let next: Vec<Request> = (0..10).map(|i| Request::new(&format!("b{i}"))).collect();
+    let next: Vec<Request> = (0..10).map(|i| Request::new(format!("b{i}"))).collect();
     let got = a.allocate_many(&next);
     let _ = a.claim_ahead();
     let blocks: HashSet<_> = got
