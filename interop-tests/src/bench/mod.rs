@@ -8,6 +8,7 @@
 
 pub mod dut;
 pub mod procfs;
+pub mod repeat;
 pub mod report;
 pub mod scenario;
 pub mod session;

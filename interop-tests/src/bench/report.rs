@@ -10,6 +10,16 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("—".to_string(), |x| format!("{x:.digits$}"))
 }
 
+/// `v`, followed by `(lo–hi)` when the row folds several runs.
+fn with_range(v: Option<f64>, range: Option<(f64, f64)>, runs: u32, digits: usize) -> String {
+    match (v, range) {
+        (Some(_), Some((lo, hi))) if runs > 1 => {
+            format!("{} ({lo:.digits$}–{hi:.digits$})", opt(v, digits))
+        }
+        _ => opt(v, digits),
+    }
+}
+
 /// `×R` of `x` against the BIRD row's value, if both exist.
 fn ratio(x: Option<f64>, bird: Option<f64>) -> String {
     match (x, bird) {
@@ -55,9 +65,9 @@ pub fn markdown(rows: &[RunResult], header: &str) -> String {
             r.routes / r.sessions.max(1) as u64,
             opt(r.sessions_up_s, 2),
             opt(r.first_route_s, 2),
-            opt(r.time_s, 3),
+            with_range(r.time_s, r.time_range_s, r.runs, 3),
             ratio(r.time_s, b.and_then(|b| b.time_s)),
-            opt(r.fib_time_s, 3),
+            with_range(r.fib_time_s, r.fib_time_range_s, r.runs, 3),
             ratio(r.fib_time_s, b.and_then(|b| b.fib_time_s)),
             opt(r.cpu_s, 2),
             ratio(r.cpu_s, b.and_then(|b| b.cpu_s)),
@@ -121,6 +131,14 @@ pub fn markdown(rows: &[RunResult], header: &str) -> String {
          when it approaches the time column × 2 cores the feeders are the bottleneck. \
          Ratios are to BIRD in the same scenario and FIB mode (< 1 = less than BIRD)."
     );
+    if let Some(runs) = rows.iter().map(|r| r.runs).max().filter(|&n| n > 1) {
+        let _ = writeln!(
+            o,
+            "\nEach row folds {runs} runs, interleaved (every DUT once per round): each figure is \
+             the median over the runs that delivered every route, with the fastest and slowest \
+             time in brackets; `received` is the least any run received."
+        );
+    }
     o
 }
 
@@ -226,25 +244,14 @@ mod tests {
 
     fn row(dut: &str, t: f64, mem: f64) -> RunResult {
         RunResult {
-            scenario: Scenario::A,
-            dut: dut.into(),
-            fib: false,
-            sessions: 10,
-            routes: 1000,
-            expected: 1000,
             received: 1000,
             ok: true,
             time_s: Some(t),
-            sessions_up_s: None,
-            first_route_s: None,
-            fib_time_s: None,
             cpu_s: Some(t / 2.0),
             harness_cpu_s: 0.1,
             peak_rss_mib: Some(mem),
             bytes_per_route: Some(50.0),
-            sent_to_feeders: 0,
-            churn: None,
-            note: String::new(),
+            ..RunResult::blank(Scenario::A, dut.into(), false, 10, 1000)
         }
     }
 

@@ -98,33 +98,54 @@ pub struct RunResult {
     pub churn: Option<Churn>,
     /// What went wrong, if anything.
     pub note: String,
+    /// Runs folded into this row (`--repeat`); the measurements are their medians.
+    pub runs: u32,
+    /// Fastest and slowest time over those runs.
+    pub time_range_s: Option<(f64, f64)>,
+    /// Fastest and slowest FIB time over those runs.
+    pub fib_time_range_s: Option<(f64, f64)>,
+}
+
+impl RunResult {
+    /// A row with nothing measured yet: not ok, no route received.
+    pub fn blank(scenario: Scenario, dut: String, fib: bool, sessions: usize, routes: u64) -> Self {
+        Self {
+            scenario,
+            dut,
+            fib,
+            sessions,
+            routes,
+            expected: routes,
+            received: 0,
+            ok: false,
+            time_s: None,
+            sessions_up_s: None,
+            first_route_s: None,
+            fib_time_s: None,
+            cpu_s: None,
+            harness_cpu_s: 0.0,
+            peak_rss_mib: None,
+            bytes_per_route: None,
+            sent_to_feeders: 0,
+            churn: None,
+            note: String::new(),
+            runs: 1,
+            time_range_s: None,
+            fib_time_range_s: None,
+        }
+    }
 }
 
 /// Run `spec`; failures become a row with `ok = false` and the reason in `note`.
 pub fn run(spec: &RunSpec) -> RunResult {
-    let mut r = RunResult {
-        scenario: spec.scenario,
-        dut: spec
-            .dut
+    let mut r = RunResult::blank(
+        spec.scenario,
+        spec.dut
             .map_or("feeders→monitor".to_string(), |d| d.label().to_string()),
-        fib: spec.fib,
-        sessions: spec.sizes.feeders,
-        routes: spec.sizes.total(),
-        expected: spec.sizes.total(),
-        received: 0,
-        ok: false,
-        time_s: None,
-        sessions_up_s: None,
-        first_route_s: None,
-        fib_time_s: None,
-        cpu_s: None,
-        harness_cpu_s: 0.0,
-        peak_rss_mib: None,
-        bytes_per_route: None,
-        sent_to_feeders: 0,
-        churn: None,
-        note: String::new(),
-    };
+        spec.fib,
+        spec.sizes.feeders,
+        spec.sizes.total(),
+    );
     if let Err(e) = try_run(spec, &mut r) {
         r.ok = false;
         r.note = e

@@ -2,7 +2,7 @@
 //!
 //! Run as root:
 //! `cargo run --release -p interop-tests --bin bench -- [--quick] [--scenario a|b|c|d|all]
-//! [--dut bramble,bird,gobgp] [--fib] [--out DIR] [--timeout SECS]`
+//! [--dut bramble,bird,gobgp] [--fib] [--repeat N] [--out DIR] [--timeout SECS]`
 //!
 //! Uses `$BRAMBLE_BIN`, else `target/release/bramble` if built, else `target/debug/bramble`.
 //! Writes `report.md`, `report.svg` and `results.json` to `--out` (default `target/bench/`)
@@ -13,16 +13,16 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use interop_tests::bench::dut::DutKind;
-use interop_tests::bench::report;
 use interop_tests::bench::scenario::{run, RunResult, RunSpec};
 use interop_tests::bench::Scenario;
+use interop_tests::bench::{repeat, report};
 use interop_tests::bramble::bramble_bin;
 use interop_tests::prereq::check_root_and_tools;
 
 type BoxResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const USAGE: &str = "bench [--quick] [--scenario a|b|c|d|all[,…]] [--dut bramble,bird,gobgp] \
-                     [--fib] [--no-baseline] [--out DIR] [--timeout SECS]";
+                     [--fib] [--no-baseline] [--repeat N] [--out DIR] [--timeout SECS]";
 
 struct Args {
     quick: bool,
@@ -30,6 +30,7 @@ struct Args {
     duts: Vec<DutKind>,
     fib: bool,
     baseline: bool,
+    repeat: u32,
     out: PathBuf,
     timeout: Option<Duration>,
 }
@@ -52,6 +53,7 @@ fn parse_args() -> BoxResult<Args> {
         duts: vec![DutKind::Bramble, DutKind::Bird, DutKind::Gobgp],
         fib: false,
         baseline: true,
+        repeat: 1,
         out: workspace_target().join("bench"),
         timeout: None,
     };
@@ -77,6 +79,12 @@ fn parse_args() -> BoxResult<Args> {
                     .split(',')
                     .map(|s| DutKind::parse(s.trim()).ok_or(format!("unknown DUT {s}")))
                     .collect::<Result<_, _>>()?;
+            }
+            "--repeat" => {
+                a.repeat = value()?.parse()?;
+                if a.repeat == 0 {
+                    return Err("--repeat needs at least 1".into());
+                }
             }
             "--out" => a.out = PathBuf::from(value()?),
             "--timeout" => a.timeout = Some(Duration::from_secs(value()?.parse()?)),
@@ -170,10 +178,9 @@ fn real_main() -> BoxResult<bool> {
             sizes,
             timeout,
         };
+        let mut specs = Vec::new();
         if args.baseline && matches!(scenario, Scenario::A | Scenario::B) {
-            let r = run(&spec(None, false));
-            progress(&r);
-            rows.push(r);
+            specs.push(spec(None, false));
         }
         let fib_modes: &[bool] = if args.fib && scenario != Scenario::D {
             &[false, true]
@@ -182,14 +189,24 @@ fn real_main() -> BoxResult<bool> {
         };
         for &fib in fib_modes {
             for &dut in &args.duts {
-                if fib && !dut.has_fib() {
-                    continue;
+                if !fib || dut.has_fib() {
+                    specs.push(spec(Some(dut), fib));
                 }
-                let r = run(&spec(Some(dut), fib));
-                progress(&r);
-                rows.push(r);
             }
         }
+        // Rounds, each running every spec once: machine drift hits every DUT alike.
+        let mut runs: Vec<Vec<RunResult>> = specs.iter().map(|_| Vec::new()).collect();
+        for round in 1..=args.repeat {
+            for (s, out) in specs.iter().zip(runs.iter_mut()) {
+                let r = run(s);
+                if args.repeat > 1 {
+                    eprint!("bench: round {round}/{}: ", args.repeat);
+                }
+                progress(&r);
+                out.push(r);
+            }
+        }
+        rows.extend(runs.into_iter().filter_map(repeat::fold));
     }
 
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
