@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use crate::netlink::NetlinkTable;
 use crate::route::Route;
-use crate::state::{later, Core, Kind, Kinds};
-use crate::table::{RouteError, RouteEvent, RouteTable, TableError};
+use crate::state::{later, Core, Kind, Kinds, Op};
+use crate::table::{RouteError, RouteEvent, RouteTable, TableError, WriteResult};
 
 /// Shortest full-resync interval (a zero interval would dump in a loop).
 const MIN_RESYNC: Duration = Duration::from_secs(1);
@@ -364,41 +364,50 @@ impl<T: RouteTable> Programmer<T> {
     }
 
     /// Writes everything that is due, as one batch (see [`RouteTable::write_batch`]).
+    /// Writes what is dirty, a batch at a time, pipelined: while the kernel works on one
+    /// batch, the answers of the one before are recorded and the next is planned.
     async fn apply(&mut self) {
-        let ops = self.core.plan(Instant::now(), APPLY_BATCH);
-        if ops.is_empty() {
-            return;
-        }
-        let started = std::time::Instant::now();
-        let count = ops.len();
-        let results = {
-            let write = self.table.write_batch(&ops);
-            tokio::pin!(write);
-            loop {
-                tokio::select! {
-                    biased;
-                    results = &mut write => break results,
-                    // While the kernel works, take in what the speaker queued meanwhile. A
-                    // destination in flight that changes is dirty again and written once
-                    // more after this batch.
-                    () = self.shared.notify.notified() => {
-                        let changes = std::mem::take(&mut self.shared.lock().changes);
-                        ingest(&mut self.core, changes);
+        let mut ops = self.core.plan(Instant::now(), APPLY_BATCH, true);
+        let mut answered: Option<(Vec<Op>, Vec<WriteResult>)> = None;
+        while !ops.is_empty() {
+            let started = std::time::Instant::now();
+            let count = ops.len();
+            let mut next = None;
+            let results = {
+                let write = self.table.write_batch(&ops);
+                tokio::pin!(write);
+                loop {
+                    tokio::select! {
+                        biased;
+                        results = &mut write => break results,
+                        // The first poll above handed the batch to the kernel's thread.
+                        () = std::future::ready(()), if answered.is_some() || next.is_none() => {
+                            if let Some((done, results)) = answered.take() {
+                                complete(&mut self.core, done, results);
+                            }
+                            // Only destinations queued already: none of them is in flight.
+                            next = Some(self.core.plan(Instant::now(), APPLY_BATCH, false));
+                        }
+                        // While the kernel works, take in what the speaker queued meanwhile.
+                        // A destination in flight that changes is dirty again and written
+                        // once more after this batch.
+                        () = self.shared.notify.notified() => {
+                            let changes = std::mem::take(&mut self.shared.lock().changes);
+                            ingest(&mut self.core, changes);
+                        }
                     }
                 }
+            };
+            tracing::debug!(writes = count, elapsed = ?started.elapsed(), "FIB writes applied");
+            if let Some((done, results)) = answered.take() {
+                complete(&mut self.core, done, results);
             }
-        };
-        let now = Instant::now();
-        // One answer per write; a table that answers fewer leaves the rest failed (and
-        // retried), never silently dropped.
-        let mut results = results.into_iter();
-        for op in ops {
-            let result = results
-                .next()
-                .unwrap_or_else(|| Err(RouteError::other("no answer from the route table")));
-            self.core.complete(op, result, now);
+            answered = Some((ops, results));
+            ops = next.unwrap_or_default();
         }
-        tracing::debug!(writes = count, elapsed = ?started.elapsed(), "FIB writes applied");
+        if let Some((done, results)) = answered {
+            complete(&mut self.core, done, results);
+        }
     }
 
     fn status(&self) -> FibStatus {
@@ -409,6 +418,19 @@ impl<T: RouteTable> Programmer<T> {
             repaired: self.core.repaired,
             stale: self.core.stale_count(),
         }
+    }
+}
+
+/// Records the kernel's answers to `ops`. One answer per write; a table that answers fewer
+/// leaves the rest failed (and retried), never silently dropped.
+fn complete(core: &mut Core, ops: Vec<Op>, results: Vec<WriteResult>) {
+    let now = Instant::now();
+    let mut results = results.into_iter();
+    for op in ops {
+        let result = results
+            .next()
+            .unwrap_or_else(|| Err(RouteError::other("no answer from the route table")));
+        core.complete(op, result, now);
     }
 }
 

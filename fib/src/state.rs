@@ -252,8 +252,12 @@ impl Core {
 
     /// The writes needed now, for at most `limit` destinations (the others stay dirty for
     /// the next call); destinations that must wait stay covered by their timers.
-    pub(crate) fn plan(&mut self, now: Instant, limit: usize) -> Vec<Op> {
-        if self.queue.is_empty() {
+    ///
+    /// With `refill` false, only destinations already queued by an earlier call are taken:
+    /// none of them is in a batch still being written (a destination that changes while its
+    /// write is in flight waits in the dirty set), so the result may be written at once.
+    pub(crate) fn plan(&mut self, now: Instant, limit: usize, refill: bool) -> Vec<Op> {
+        if self.queue.is_empty() && refill {
             self.queue.extend(self.dirty.drain());
         }
         let from = self.queue.len().saturating_sub(limit);
