@@ -48,21 +48,19 @@ impl RouteTable for SlowTable {
         self.inner.delete(route)
     }
 
-    fn write_batch(&self, writes: &[RouteWrite]) -> impl Future<Output = Vec<WriteResult>> + Send {
-        async move {
-            let before = self.in_flight.fetch_add(1, Ordering::SeqCst);
-            assert_eq!(before, 0, "two batches in flight at once");
-            for _ in 0..8 {
-                tokio::task::yield_now().await;
-            }
-            let out = self.inner.write_batch(writes).await;
-            self.batches
-                .lock()
-                .unwrap()
-                .push(writes.iter().map(RouteWrite::dst).collect());
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            out
+    async fn write_batch(&self, writes: &[RouteWrite]) -> Vec<WriteResult> {
+        let before = self.in_flight.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(before, 0, "two batches in flight at once");
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
         }
+        let out = self.inner.write_batch(writes).await;
+        self.batches
+            .lock()
+            .unwrap()
+            .push(writes.iter().map(RouteWrite::dst).collect());
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        out
     }
 
     fn subscribe(&self) -> Result<BoxStream<'static, RouteEvent>, TableError> {
