@@ -26,6 +26,23 @@ fn block_kinds(a: &Allocator) -> Vec<BlockIssueKind> {
         .collect()
 }
 
+/// Fails the write that confirms an affinity (the claim's last step).
+fn fail_confirming(faulty: &FaultyStore) {
+    faulty.fail_when(|key, _, new| {
+        key.starts_with("affinity/")
+            && new.is_some_and(|v| String::from_utf8_lossy(v).contains("confirmed"))
+    });
+}
+
+/// n1's affinity for the pool's first block is confirmed and `a` finds nothing to report.
+fn assert_first_block_confirmed(inner: &Arc<dyn Store>, a: &Allocator) {
+    assert_eq!(
+        affinity(inner, "affinity/n1/10.0.0.0/26"),
+        Some(AffinityState::Confirmed)
+    );
+    assert!(a.check(None).unwrap().is_clean());
+}
+
 #[test]
 fn crash_after_pending_affinity_is_resolved_on_next_claim() {
     let inner = memory();
@@ -51,11 +68,7 @@ fn crash_after_pending_affinity_is_resolved_on_next_claim() {
     );
     let got = restarted.allocate(&Request::new("h1")).unwrap();
     assert_eq!(got.ip, ip("10.0.0.0"));
-    assert_eq!(
-        affinity(&inner, "affinity/n1/10.0.0.0/26"),
-        Some(AffinityState::Confirmed)
-    );
-    assert!(restarted.check(None).unwrap().is_clean());
+    assert_first_block_confirmed(&inner, &restarted);
 }
 
 #[test]
@@ -63,10 +76,7 @@ fn crash_after_block_creation_confirms_the_block() {
     let inner = memory();
     let faulty = Arc::new(FaultyStore::new(inner.clone()));
     // Die right before step 3 (confirming the affinity).
-    faulty.fail_when(|key, _, new| {
-        key.starts_with("affinity/")
-            && new.is_some_and(|v| String::from_utf8_lossy(v).contains("confirmed"))
-    });
+    fail_confirming(&faulty);
     let c = cfg(&[("10.0.0.0/24", 26)]);
     let crashed = Allocator::new(faulty.clone(), "n1", c.clone()).unwrap();
     assert!(crashed.allocate(&Request::new("h1")).is_err());
@@ -90,11 +100,7 @@ fn crash_after_block_creation_confirms_the_block() {
     // The next allocation on n1 finds the block its own and confirms it.
     let got = restarted.allocate(&Request::new("h1")).unwrap();
     assert_eq!((got.block, got.borrowed), (net("10.0.0.0/26"), false));
-    assert_eq!(
-        affinity(&inner, "affinity/n1/10.0.0.0/26"),
-        Some(AffinityState::Confirmed)
-    );
-    assert!(restarted.check(None).unwrap().is_clean());
+    assert_first_block_confirmed(&inner, &restarted);
 }
 
 /// The claim fails at its last step (the store went away right then: a member died, a link
@@ -104,10 +110,7 @@ fn crash_after_block_creation_confirms_the_block() {
 fn failed_confirm_is_settled_by_the_same_allocators_next_batch() {
     let inner = memory();
     let faulty = Arc::new(FaultyStore::new(inner.clone()));
-    faulty.fail_when(|key, _, new| {
-        key.starts_with("affinity/")
-            && new.is_some_and(|v| String::from_utf8_lossy(v).contains("confirmed"))
-    });
+    fail_confirming(&faulty);
     let c = cfg(&[("10.0.0.0/24", 26)]);
     let a = Allocator::new(faulty.clone(), "n1", c).unwrap();
     let first = a.allocate_many(&[Request::new("h1")]);
@@ -124,11 +127,7 @@ fn failed_confirm_is_settled_by_the_same_allocators_next_batch() {
         .map(|r| r.as_ref().map(|g| g.block).map_err(ToString::to_string))
         .collect();
     assert_eq!(blocks, vec![Ok(net("10.0.0.0/26")), Ok(net("10.0.0.0/26"))]);
-    assert_eq!(
-        affinity(&inner, "affinity/n1/10.0.0.0/26"),
-        Some(AffinityState::Confirmed)
-    );
-    assert!(a.check(None).unwrap().is_clean());
+    assert_first_block_confirmed(&inner, &a);
 }
 
 /// The block write of a claim ahead of need lands but its answer is lost (what CI saw: etcd
