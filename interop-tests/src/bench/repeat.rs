@@ -56,13 +56,15 @@ pub fn fold(runs: Vec<RunResult>) -> Option<RunResult> {
     row.time_range_s = range(basis.iter().map(|r| r.time_s));
     row.fib_time_range_s = range(basis.iter().map(|r| r.fib_time_s));
     row.churn = fold_churn(basis.iter().filter_map(|r| r.churn.as_ref()).collect());
-    let notes: Vec<String> = runs
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !r.note.is_empty())
-        .map(|(i, r)| format!("run {}: {}", i + 1, r.note))
-        .collect();
-    row.note = notes.join("; ");
+    if n > 1 {
+        let notes: Vec<String> = runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.note.is_empty())
+            .map(|(i, r)| format!("run {}: {}", i + 1, r.note))
+            .collect();
+        row.note = notes.join("; ");
+    }
     Some(row)
 }
 

@@ -110,10 +110,10 @@ fn tool_version(program: &str, arg: &str) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn progress(r: &RunResult) {
+fn progress(round: &str, r: &RunResult) {
     let f = |v: Option<f64>| v.map_or("—".into(), |x| format!("{x:.3}"));
     eprintln!(
-        "bench: {} {:<16} fib={:<5} {}/{} routes  up {} s  first {} s  time {} s  fib {} s  cpu {} s  peak {} MiB  harness cpu {:.2} s  {}{}",
+        "bench: {round}{} {:<16} fib={:<5} {}/{} routes  up {} s  first {} s  time {} s  fib {} s  cpu {} s  peak {} MiB  harness cpu {:.2} s  {}{}",
         r.scenario.letter(),
         r.dut,
         r.fib,
@@ -199,10 +199,12 @@ fn real_main() -> BoxResult<bool> {
         for round in 1..=args.repeat {
             for (s, out) in specs.iter().zip(runs.iter_mut()) {
                 let r = run(s);
-                if args.repeat > 1 {
-                    eprint!("bench: round {round}/{}: ", args.repeat);
-                }
-                progress(&r);
+                let label = if args.repeat > 1 {
+                    format!("round {round}/{}: ", args.repeat)
+                } else {
+                    String::new()
+                };
+                progress(&label, &r);
                 out.push(r);
             }
         }
