@@ -6,7 +6,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bgp::speaker::{PeerStatus, RouteEntry};
 use common::{agent_config, bramble, run, stderr, stdout, Agent};
@@ -324,6 +324,17 @@ fn a_stale_socket_is_replaced() {
     // Bind and drop: the file stays, nobody listens (an agent that was SIGKILLed).
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
+    // A child that another test thread forked while the listener was open holds a copy of
+    // it until that child execs; until then connecting still succeeds. Wait for the socket
+    // to be truly stale, or the agent would rightly see a listener there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped listener stays alive"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let agent = Agent::start_in(dir, socket);
     let out = agent.client(&["status", "-o", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
