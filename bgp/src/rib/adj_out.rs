@@ -17,6 +17,9 @@ use crate::wire::{Family, Ipv4Network, Nlri, Prefix};
 use foldhash::fast::RandomState as SeededState;
 use std::net::Ipv4Addr;
 
+mod direct;
+pub use direct::Direct;
+
 /// What to send a peer now: withdrawals per family, and announcements grouped by attribute
 /// set (pointer identity of the `Arc`) and family.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -473,7 +476,7 @@ fn family_state(families: &mut Vec<FamilyState>, family: Family) -> &mut FamilyS
 
 /// Builds [`PendingUpdates`]: withdrawals by family, announcements by attribute set and
 /// family.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Grouper {
     out: PendingUpdates,
     /// (attribute set address, family) -> index in `out.announcements`.

@@ -21,7 +21,7 @@ mod loc_rib;
 mod peer;
 mod table;
 
-pub use adj_out::{AdjRibOut, PathKey, PendingUpdates};
+pub use adj_out::{AdjRibOut, Direct, PathKey, PendingUpdates};
 pub use attrs::{AttrInterner, RouteAttrs};
 pub use decision::{MultipathConfig, Step};
 pub use loc_rib::{AdjInRoute, LocEntry, LocRoute, Rib, RibError};

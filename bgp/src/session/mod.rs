@@ -180,21 +180,16 @@ impl PeerHandle {
         }
     }
 
-    /// Resolves once the write queue has room again (at once when there is no Established
-    /// connection: [`PeerHandle::try_send`] then drops the bytes and never reports `Full`).
-    /// Lets the speaker wait for a stalled peer instead of polling it.
-    pub fn writable(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let tx = self
-            .out
+    /// The Established connection's write queue, if there is one now. Writes through it
+    /// end with that connection: they can never reach a later one.
+    pub(crate) fn bulk_sender(&self) -> Option<mpsc::Sender<Bytes>> {
+        if self.cmds.is_closed() {
+            return None;
+        }
+        self.out
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        async move {
-            if let Some(tx) = tx {
-                // The permit is released at once: only the room matters.
-                let _ = tx.reserve().await;
-            }
-        }
+            .clone()
     }
 
     /// Sends `notification` on every connection, closes them and stays Idle until

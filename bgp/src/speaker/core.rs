@@ -2,10 +2,9 @@
 
 use foldhash::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use crate::fsm::State;
 use crate::rib::{PeerId, PeerInfo, Rib, RouteAttrs, LOCAL_PEER};
@@ -24,8 +23,6 @@ use super::{FibSink, SpeakerError};
 const SESSION_EVENTS: usize = 64;
 /// Session events handled before the speaker propagates changes and flushes.
 const EVENT_BATCH: usize = 32;
-/// How long the speaker waits at most before looking at a stalled write queue again.
-const STALL_RECHECK: Duration = Duration::from_millis(50);
 /// RFC 4486 §4 Cease subcode 2: Administrative Shutdown.
 const CEASE_ADMIN_SHUTDOWN: u8 = 2;
 
@@ -53,8 +50,6 @@ pub(crate) struct Speaker {
     pub refresh_state: super::refresh::RefreshState,
     /// How this run started (RFC 4724 restart state), for peers added later.
     pub gr_options: GracefulOptions,
-    /// Signalled when a stalled peer's write queue has room again.
-    pub writable: Arc<Notify>,
 }
 
 impl Speaker {
@@ -101,7 +96,6 @@ impl Speaker {
             soft_in: Default::default(),
             refresh_state: Default::default(),
             gr_options: restart,
-            writable: Arc::new(Notify::new()),
         };
         speaker.reindex();
         speaker.restart_begin();
@@ -116,10 +110,7 @@ impl Speaker {
     ) {
         let mut sweep = tokio::time::interval(Duration::from_secs(30));
         loop {
-            let busy = self.has_pending_out();
-            let stalled = self.has_stash();
             let gr_deadline = self.graceful.next_deadline();
-            let writable = self.writable.clone();
             tokio::select! {
                 biased;
                 req = requests.recv() => match req {
@@ -160,11 +151,6 @@ impl Speaker {
                 _ = sleep_until_opt(gr_deadline), if gr_deadline.is_some() => {
                     self.gr_expire(tokio::time::Instant::now());
                 }
-                _ = std::future::ready(()), if busy => {}
-                // A peer's write queue was full and has room again.
-                _ = writable.notified(), if stalled => {}
-                // Backstop for the wake-up above.
-                _ = tokio::time::sleep(STALL_RECHECK), if stalled => {}
             }
             // RFC 4724 §4.1: no route selection while it is deferred after a restart.
             if !self.selection_deferred() {
@@ -264,13 +250,15 @@ impl Speaker {
         };
         let families = neg.families.clone();
         slot.session = Some(Session {
-            negotiated: neg,
             target,
-            adj_out: Default::default(),
+            out: super::exporter::Exporter::spawn(
+                slot.settings.address,
+                neg.encode.clone(),
+                neg.enhanced_route_refresh,
+                slot.handle.bulk_sender(),
+            ),
             cache: Default::default(),
-            refresh: Vec::new(),
-            stash: None,
-            waiting: false,
+            negotiated: neg,
         });
         // After a restart, the dump waits for the deferred route selection.
         if !self.selection_deferred() {

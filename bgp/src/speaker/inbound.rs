@@ -166,9 +166,7 @@ impl Speaker {
     /// RFC 2918 §4: re-send the whole Adj-RIB-Out of the family (done by the next flush).
     pub(crate) fn on_route_refresh(&mut self, idx: usize, family: Family) {
         if let Some(session) = self.peers.get_mut(idx).and_then(|s| s.session.as_mut()) {
-            if !session.refresh.contains(&family) {
-                session.refresh.push(family);
-            }
+            session.out.refresh(family);
         }
     }
 }

@@ -5,6 +5,7 @@
 mod api;
 mod core;
 mod dirty;
+mod exporter;
 mod graceful;
 mod graceful_llgr;
 mod graceful_restart;

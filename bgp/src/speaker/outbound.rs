@@ -1,46 +1,17 @@
 //! Loc-RIB changes out to every peer's Adj-RIB-Out, the wire, and the FIB.
 
-use foldhash::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use bytes::BytesMut;
-
 use crate::reflector::Reflection;
 use crate::rib::{Path, PathKey, PeerId, RouteAttrs, LOCAL_PEER};
-use crate::session::TrySend;
-use crate::wire::{
-    encode_announcements, encode_end_of_rib, encode_withdrawals, Community, EncodeContext, Family,
-    LlgrCap, MpNextHop, Nlri, Prefix,
-};
+use crate::wire::{Community, Family, LlgrCap, Nlri, Prefix};
 
 use super::core::Speaker;
 use super::peer::{PeerSlot, EXPORT_CACHE_MAX};
 use super::policy_rules::{apply_export_policy, export_attrs, policy_changes, Source};
 
-/// Prefixes encoded into one write-queue buffer.
-const FLUSH_CHUNK: usize = 20_000;
-/// Buffers queued per peer and flush at most, so one big table does not hold up the event
-/// loop (the rest waits for the next turn).
-const FLUSH_CHUNKS: usize = 8;
-
 impl Speaker {
-    /// Some Established peer has changes to send and room to take them.
-    pub(crate) fn has_pending_out(&self) -> bool {
-        self.peers.iter().any(|p| {
-            p.session.as_ref().is_some_and(|s| {
-                s.stash.is_none() && (s.adj_out.has_pending() || !s.refresh.is_empty())
-            })
-        })
-    }
-
-    /// Some peer's write queue was full at the last flush.
-    pub(crate) fn has_stash(&self) -> bool {
-        self.peers
-            .iter()
-            .any(|p| p.session.as_ref().is_some_and(|s| s.stash.is_some()))
-    }
-
     /// Everything a new session should receive, then End-of-RIB (RFC 4724 §2).
     pub(crate) fn initial_dump(&mut self, idx: usize, families: &[Family]) {
         let add_path = self.peers[idx]
@@ -70,7 +41,7 @@ impl Speaker {
         }
         if let Some(s) = self.peers[idx].session.as_mut() {
             for f in families {
-                s.adj_out.mark_initial_queued(*f);
+                s.out.initial_queued(*f);
             }
         }
     }
@@ -167,8 +138,8 @@ impl Speaker {
         };
         let nlri = Nlri { prefix, path_id: 0 };
         match out {
-            Some(attrs) => session.adj_out.set(nlri, attrs),
-            None => session.adj_out.remove(nlri),
+            Some(attrs) => session.out.set(nlri, attrs),
+            None => session.out.remove(nlri),
         }
     }
 
@@ -202,7 +173,7 @@ impl Speaker {
             }
         }
         if let Some(session) = slot.session.as_mut() {
-            session.adj_out.set_paths(prefix, &out);
+            session.out.set_paths(prefix, out);
         }
     }
 
@@ -234,75 +205,15 @@ impl Speaker {
         })
     }
 
-    /// Encodes and sends what each Adj-RIB-Out has pending, chunk by chunk while the peer's
-    /// write queue has room (at most [`FLUSH_CHUNKS`] chunks per peer and call, so one big
-    /// table does not hold up the event loop). Never waits: a peer whose write queue is full
-    /// keeps its bytes in `stash` (and its Adj-RIB-Out keeps coalescing) until there is room;
-    /// a task then wakes the speaker.
+    /// Hands every session's collected changes to its export task (see
+    /// [`super::exporter`]), which encodes and writes them.
     pub(crate) fn flush(&mut self) {
         for slot in &mut self.peers {
-            let Some(session) = slot.session.as_mut() else {
-                continue;
-            };
-            for _ in 0..FLUSH_CHUNKS {
-                let bytes = match session.stash.take() {
-                    Some(bytes) => bytes,
-                    None => {
-                        let buf = encode_chunk(session, slot.settings.address);
-                        if buf.is_empty() {
-                            break;
-                        }
-                        buf.freeze()
-                    }
-                };
-                match slot.handle.try_send(bytes) {
-                    Ok(()) => session.waiting = false,
-                    Err(TrySend::Full(bytes)) => {
-                        session.stash = Some(bytes);
-                        if !session.waiting {
-                            session.waiting = true;
-                            let room = slot.handle.writable();
-                            let wake = self.writable.clone();
-                            tokio::spawn(async move {
-                                room.await;
-                                wake.notify_one();
-                            });
-                        }
-                        break;
-                    }
-                    Err(TrySend::Gone) => {
-                        tracing::warn!(peer = %slot.settings.address, "session task gone");
-                        break;
-                    }
-                }
+            if let Some(session) = slot.session.as_mut() {
+                session.out.send();
             }
         }
     }
-}
-
-/// The next chunk of `session`'s pending changes, encoded: up to [`FLUSH_CHUNK`] prefixes,
-/// then (once nothing else is pending) requested re-sends and due End-of-RIB markers.
-fn encode_chunk(session: &mut super::peer::Session, peer: IpAddr) -> BytesMut {
-    let ctx = session.negotiated.encode.clone();
-    let mut buf = BytesMut::new();
-    let pending = session.adj_out.take_pending_limited(FLUSH_CHUNK);
-    for (family, nlri) in &pending.withdrawals {
-        if let Err(e) = encode_withdrawals(*family, nlri, &ctx, &mut buf) {
-            tracing::error!(%peer, "encode: {e}");
-        }
-    }
-    for (attrs, family, nlri) in &pending.announcements {
-        encode_group(attrs, *family, nlri, &ctx, &mut buf, peer);
-    }
-    if session.adj_out.pending_len() == 0 {
-        for family in std::mem::take(&mut session.refresh) {
-            resend_family(session, family, &ctx, &mut buf, peer);
-        }
-    }
-    for family in session.adj_out.take_end_of_rib() {
-        encode_end_of_rib(family, &mut buf);
-    }
-    buf
 }
 
 /// Whether `slot` has a session that could take or lose a route: not when its export filter
@@ -311,9 +222,7 @@ fn wants_exports(slot: &PeerSlot) -> bool {
     let Some(session) = slot.session.as_ref() else {
         return false;
     };
-    !slot.settings.export.denies_all(slot.ebgp)
-        || session.adj_out.advertised_len() > 0
-        || session.adj_out.has_pending()
+    !slot.settings.export.denies_all(slot.ebgp) || session.out.used()
 }
 
 /// The kernel next hops of an ECMP set: learned paths only (our own routes are not
@@ -327,51 +236,6 @@ fn fib_next_hops(ecmp: &[Path]) -> Vec<IpAddr> {
     hops.sort();
     hops.dedup();
     hops
-}
-
-fn encode_group(
-    attrs: &RouteAttrs,
-    family: Family,
-    nlri: &[Nlri],
-    ctx: &EncodeContext,
-    buf: &mut BytesMut,
-    peer: IpAddr,
-) {
-    let mp = (family != Family::IPV4_UNICAST).then_some(MpNextHop {
-        global: attrs.next_hop,
-        link_local: attrs.link_local,
-    });
-    if let Err(e) = encode_announcements(&attrs.attrs, family, mp, nlri, ctx, buf) {
-        tracing::error!(%peer, "encode: {e}");
-    }
-}
-
-/// RFC 2918: everything advertised in `family`, again, grouped by attribute set; RFC 7313:
-/// between BoRR and EoRR.
-fn resend_family(
-    session: &super::peer::Session,
-    family: Family,
-    ctx: &EncodeContext,
-    buf: &mut BytesMut,
-    peer: IpAddr,
-) {
-    let enhanced = session.negotiated.enhanced_route_refresh;
-    super::refresh::begin_resend(enhanced, family, ctx, buf);
-    let mut groups: HashMap<usize, (Arc<RouteAttrs>, Vec<Nlri>)> = HashMap::default();
-    for (n, a) in session.adj_out.iter() {
-        if Family::of(&n.prefix) == family {
-            groups
-                .entry(Arc::as_ptr(a) as usize)
-                .or_insert_with(|| (a.clone(), Vec::new()))
-                .1
-                .push(n);
-        }
-    }
-    for (attrs, nlri) in groups.values() {
-        encode_group(attrs, family, nlri, ctx, buf, peer);
-    }
-    // RFC 7313 §4: EoRR after the routes (End-of-RIB without enhanced route refresh).
-    super::refresh::end_resend(enhanced, family, ctx, buf);
 }
 
 /// The source of a best path: its kind and, for learned paths, the peer (RFC 4456 needs

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::fsm::{Negotiated, State};
-use crate::rib::{AdjRibOut, PeerId, RouteAttrs};
+use crate::rib::{PeerId, RouteAttrs};
 use crate::session::PeerHandle;
 use crate::wire::{AddPathMode, Capability, Family};
 
@@ -26,15 +26,9 @@ pub(crate) const EXPORT_CACHE_MAX: usize = 65_536;
 pub(crate) struct Session {
     pub negotiated: Box<Negotiated>,
     pub target: Target,
-    pub adj_out: AdjRibOut,
+    /// The Adj-RIB-Out and its encoder, in their own task.
+    pub out: super::exporter::Exporter,
     pub cache: ExportCache,
-    /// Families the peer asked to have re-sent (ROUTE-REFRESH).
-    pub refresh: Vec<crate::wire::Family>,
-    /// Encoded messages the session's write queue had no room for yet.
-    pub stash: Option<bytes::Bytes>,
-    /// A task waits for room in the write queue and wakes the speaker (see
-    /// [`crate::session::PeerHandle::writable`]).
-    pub waiting: bool,
 }
 
 pub(crate) struct PeerSlot {

@@ -214,7 +214,8 @@ impl Speaker {
             .get(idx)
             .and_then(|s| s.session.as_ref())
             .map(|s| {
-                s.adj_out
+                s.out
+                    .adj_out()
                     .iter()
                     .map(|(n, _)| n.prefix)
                     .filter(|p| self.rib.best(p).is_none())

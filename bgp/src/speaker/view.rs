@@ -25,7 +25,7 @@ impl Speaker {
                     advertised: p
                         .session
                         .as_ref()
-                        .map_or(0, |s| s.adj_out.advertised_len() as u64),
+                        .map_or(0, |s| s.out.adj_out().advertised_len() as u64),
                     info: p.info.clone(),
                 }
             })
@@ -106,7 +106,8 @@ impl Speaker {
                 {
                     if let Some(s) = &p.session {
                         out.extend(
-                            s.adj_out
+                            s.out
+                                .adj_out()
                                 .iter()
                                 .map(|(n, a)| entry(n.prefix, a, Some(p.address()))),
                         );
