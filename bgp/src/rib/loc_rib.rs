@@ -22,6 +22,8 @@ use crate::rib::peer::{PeerCounts, PeerId, PeerInfo, LOCAL_PEER};
 use crate::rib::table::{Edit, Path, PeerLookup, Table, V4Key, V6Key};
 use crate::wire::{Nlri, Prefix};
 
+mod sorted;
+
 /// Errors from RIB updates (all are caller mistakes, never peer input).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RibError {

@@ -35,7 +35,8 @@ impl DirtySet {
     }
 
     fn compact(&mut self) {
-        self.v4.sort_unstable();
+        // The stable sort merges runs: each UPDATE's prefixes mostly arrive in order.
+        self.v4.sort();
         self.v4.dedup();
         self.other.sort_unstable();
         self.other.dedup();

@@ -11,6 +11,19 @@ use super::core::Speaker;
 use super::peer::{PeerSlot, EXPORT_CACHE_MAX};
 use super::policy_rules::{apply_export_policy, export_attrs, policy_changes, Source};
 
+/// Dirty prefixes looked up in one walk of the Loc-RIB before they are exported.
+const LOOKUP_CHUNK: usize = 1024;
+
+/// A changed prefix and what the Loc-RIB now holds for it.
+struct Looked {
+    prefix: Prefix,
+    best: Option<Path>,
+    /// Every path, when some peer takes several (RFC 7911).
+    all: Vec<Path>,
+    /// The FIB's next hops (empty: remove the route), when there is a FIB.
+    hops: Vec<IpAddr>,
+}
+
 impl Speaker {
     /// Everything a new session should receive, then End-of-RIB (RFC 4724 §2).
     pub(crate) fn initial_dump(&mut self, idx: usize, families: &[Family]) {
@@ -61,37 +74,55 @@ impl Speaker {
         // Some peer takes several paths per prefix (RFC 7911): hand every path over.
         let want_all = self.rib.reports_all_paths();
         let with_fib = self.fib.is_some();
-        let mut all: Vec<Path> = Vec::new();
-        for prefix in dirty {
-            // One Loc-RIB lookup serves the peers and the FIB.
-            all.clear();
-            let (best, hops) = match self.rib.get(&prefix) {
-                Some(e) => {
+        let mut looked: Vec<Looked> = Vec::with_capacity(LOOKUP_CHUNK);
+        let mut memo: Option<(PeerId, Option<PathSource>)> = None;
+        for chunk in dirty.chunks(LOOKUP_CHUNK) {
+            // One Loc-RIB walk serves the peers and the FIB.
+            looked.clear();
+            self.rib.lookup_sorted(chunk, |prefix, entry| {
+                let mut l = Looked {
+                    prefix,
+                    best: None,
+                    all: Vec::new(),
+                    hops: Vec::new(),
+                };
+                if let Some(e) = entry {
+                    l.best = e.best().cloned();
                     if want_all {
-                        all.extend_from_slice(e.paths());
+                        l.all.extend_from_slice(e.paths());
                     }
-                    (
-                        e.best().cloned(),
-                        if with_fib {
-                            fib_next_hops(e.ecmp())
-                        } else {
-                            Vec::new()
-                        },
-                    )
+                    if with_fib {
+                        l.hops = fib_next_hops(e.ecmp());
+                    }
                 }
-                None => (None, Vec::new()),
-            };
-            let paths = if want_all { &all[..] } else { best.as_slice() };
-            // Where the best path came from is the same for every peer.
-            let origin = paths.first().and_then(|p| self.source_of(p));
-            for &idx in &targets {
-                self.export_one_from(idx, prefix, paths, origin);
-            }
-            if let Some(fib) = self.fib.as_mut() {
-                if hops.is_empty() {
-                    fib.remove(prefix);
+                looked.push(l);
+            });
+            for l in looked.drain(..) {
+                let paths = if want_all {
+                    &l.all[..]
                 } else {
-                    fib.set(prefix, hops);
+                    l.best.as_slice()
+                };
+                // Where the best path came from is the same for every peer (and, in runs
+                // of prefixes from one peer, for the next prefix).
+                let origin = match (paths.first(), memo) {
+                    (Some(p), Some((peer, src))) if p.peer == peer => src,
+                    (Some(p), _) => {
+                        let src = self.source_of(p);
+                        memo = Some((p.peer, src));
+                        src
+                    }
+                    (None, _) => None,
+                };
+                for &idx in &targets {
+                    self.export_one_from(idx, l.prefix, paths, origin);
+                }
+                if let Some(fib) = self.fib.as_mut() {
+                    if l.hops.is_empty() {
+                        fib.remove(l.prefix);
+                    } else {
+                        fib.set(l.prefix, l.hops);
+                    }
                 }
             }
         }
