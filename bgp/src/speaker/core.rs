@@ -23,6 +23,11 @@ use super::{FibSink, SpeakerError};
 const SESSION_EVENTS: usize = 64;
 /// Session events handled before the speaker propagates changes and flushes.
 const EVENT_BATCH: usize = 32;
+/// Changes queued for the export tasks, all peers together, above which the speaker stops
+/// reading UPDATEs (about 40 bytes each; a reflector hands each route to every client).
+const EXPORT_BACKLOG_MAX: usize = 1 << 20;
+/// How often a throttled speaker looks at the export backlog again.
+const BACKLOG_RECHECK: Duration = Duration::from_millis(1);
 /// RFC 4486 §4 Cease subcode 2: Administrative Shutdown.
 const CEASE_ADMIN_SHUTDOWN: u8 = 2;
 
@@ -111,6 +116,9 @@ impl Speaker {
         let mut sweep = tokio::time::interval(Duration::from_secs(30));
         loop {
             let gr_deadline = self.graceful.next_deadline();
+            // Export tasks behind by too much: take in no more routes until they catch up
+            // (their queues would hold the difference; TCP holds it for free).
+            let throttled = self.export_backlog() > EXPORT_BACKLOG_MAX;
             tokio::select! {
                 biased;
                 req = requests.recv() => match req {
@@ -134,7 +142,7 @@ impl Speaker {
                         return;
                     }
                 },
-                ev = events.recv() => {
+                ev = events.recv(), if !throttled => {
                     let Some((id, ev)) = ev else { return };
                     self.on_event(id, ev);
                     for _ in 1..EVENT_BATCH {
@@ -144,6 +152,7 @@ impl Speaker {
                         }
                     }
                 }
+                _ = tokio::time::sleep(BACKLOG_RECHECK), if throttled => {}
                 _ = sweep.tick() => {
                     self.rib.sweep_attrs();
                 }

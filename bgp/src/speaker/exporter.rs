@@ -8,6 +8,7 @@
 //! queue is full, so a slow peer costs memory bounded by the table, never a stalled speaker.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -27,13 +28,17 @@ const FLUSH_CHUNK: usize = 20_000;
 /// the speaker's turn (an initial dump of a full table goes out while it is being built).
 const BATCH_MAX: usize = 65_536;
 
+/// The paths of one prefix under add-path, each named by its source.
+type PathSet = Vec<(PathKey, Arc<RouteAttrs>)>;
+
 /// One change to a peer's Adj-RIB-Out, in the order the speaker made it.
 #[derive(Debug)]
 pub(crate) enum Op {
     Set(Nlri, Arc<RouteAttrs>),
     Remove(Nlri),
-    /// Add-path send (RFC 7911): exactly these paths for the prefix.
-    SetPaths(Prefix, Vec<(PathKey, Arc<RouteAttrs>)>),
+    /// Add-path send (RFC 7911): exactly these paths for the prefix (boxed: rare, and the
+    /// common variants stay small).
+    SetPaths(Box<(Prefix, PathSet)>),
     /// The whole initial table of the family has been handed over (End-of-RIB follows
     /// once it is sent, RFC 4724 §2).
     InitialQueued(Family),
@@ -46,6 +51,10 @@ pub(crate) struct Exporter {
     ops: Vec<Op>,
     tx: mpsc::UnboundedSender<Vec<Op>>,
     adj_out: Arc<Mutex<AdjRibOut>>,
+    /// Operations handed over and not yet applied by the task.
+    queued: Arc<AtomicUsize>,
+    /// The task has ended (its connection closed): what it left unapplied is no backlog.
+    ended: Arc<AtomicBool>,
     task: JoinHandle<()>,
     /// Some route was ever handed over (the peer may hold something from us).
     used: bool,
@@ -68,11 +77,15 @@ impl Exporter {
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let adj_out = Arc::new(Mutex::new(AdjRibOut::new()));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let ended = Arc::new(AtomicBool::new(false));
         let task = Task {
             peer,
             ctx,
             enhanced_refresh,
             adj_out: adj_out.clone(),
+            queued: queued.clone(),
+            ended: ended.clone(),
             refresh: Vec::new(),
         };
         let task = tokio::spawn(task.run(rx, out));
@@ -80,6 +93,8 @@ impl Exporter {
             ops: Vec::new(),
             tx,
             adj_out,
+            queued,
+            ended,
             task,
             used: false,
         }
@@ -106,7 +121,7 @@ impl Exporter {
     /// Add-path send: the peer should have exactly `paths` for `prefix`.
     pub(crate) fn set_paths(&mut self, prefix: Prefix, paths: Vec<(PathKey, Arc<RouteAttrs>)>) {
         self.used |= !paths.is_empty();
-        self.push(Op::SetPaths(prefix, paths));
+        self.push(Op::SetPaths(Box::new((prefix, paths))));
     }
 
     /// The initial table of `family` has been handed over.
@@ -122,9 +137,22 @@ impl Exporter {
     /// Hands what was collected to the task.
     pub(crate) fn send(&mut self) {
         if !self.ops.is_empty() {
-            // An error: the task stopped with its connection; nothing is left to tell.
-            let _ = self.tx.send(std::mem::take(&mut self.ops));
+            let n = self.ops.len();
+            // Counted before the task can see the batch, so its count never goes below.
+            self.queued.fetch_add(n, Ordering::Relaxed);
+            if self.tx.send(std::mem::take(&mut self.ops)).is_err() {
+                // The task stopped with its connection; nothing is left to tell.
+                self.queued.fetch_sub(n, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Operations handed over that the task has not applied yet (its backlog).
+    pub(crate) fn queued(&self) -> usize {
+        if self.ended.load(Ordering::Acquire) {
+            return 0;
+        }
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Whether the peer may hold or be about to get a route from us.
@@ -151,8 +179,18 @@ struct Task {
     ctx: EncodeContext,
     enhanced_refresh: bool,
     adj_out: Arc<Mutex<AdjRibOut>>,
+    queued: Arc<AtomicUsize>,
+    ended: Arc<AtomicBool>,
     /// Families to re-send once nothing else is pending.
     refresh: Vec<Family>,
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        // However the task ends (connection closed, speaker gone, aborted), the speaker
+        // must not wait for it to take in its backlog.
+        self.ended.store(true, Ordering::Release);
+    }
 }
 
 impl Task {
@@ -214,6 +252,7 @@ impl Task {
     /// With nothing pending, encodes the batch's leading run of direct changes (see
     /// [`crate::rib::Direct`]) at once and queues the rest.
     fn apply_direct(&mut self, ops: Vec<Op>) -> BytesMut {
+        self.taken(ops.len());
         let shared = Arc::clone(&self.adj_out);
         let mut adj_out = lock(&shared);
         let mut ops = ops.into_iter().peekable();
@@ -236,7 +275,13 @@ impl Task {
         buf
     }
 
+    /// `n` operations left the channel: they no longer count as backlog.
+    fn taken(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+
     fn apply(&mut self, ops: Vec<Op>) {
+        self.taken(ops.len());
         let shared = Arc::clone(&self.adj_out);
         let mut adj_out = lock(&shared);
         self.apply_locked(&mut adj_out, ops.into_iter());
@@ -247,7 +292,7 @@ impl Task {
             match op {
                 Op::Set(nlri, attrs) => adj_out.set(nlri, attrs),
                 Op::Remove(nlri) => adj_out.remove(nlri),
-                Op::SetPaths(prefix, paths) => adj_out.set_paths(prefix, &paths),
+                Op::SetPaths(p) => adj_out.set_paths(p.0, &p.1),
                 Op::InitialQueued(family) => adj_out.mark_initial_queued(family),
                 Op::Refresh(family) => {
                     if !self.refresh.contains(&family) {
@@ -335,3 +380,7 @@ fn resend_family(
     // RFC 7313 §4: EoRR after the routes (End-of-RIB without enhanced route refresh).
     super::refresh::end_resend(enhanced, family, ctx, buf);
 }
+
+#[cfg(test)]
+#[path = "exporter_tests.rs"]
+mod tests;

@@ -25,6 +25,15 @@ struct Looked {
 }
 
 impl Speaker {
+    /// Changes handed to the export tasks and not yet taken in by them.
+    pub(crate) fn export_backlog(&self) -> usize {
+        self.peers
+            .iter()
+            .filter_map(|p| p.session.as_ref())
+            .map(|s| s.out.queued())
+            .sum()
+    }
+
     /// Everything a new session should receive, then End-of-RIB (RFC 4724 §2).
     pub(crate) fn initial_dump(&mut self, idx: usize, families: &[Family]) {
         let add_path = self.peers[idx]
