@@ -154,3 +154,18 @@ async fn a_task_whose_connection_closed_leaves_no_backlog() {
     // speaker back (the speaker stops reading UPDATEs while export tasks are behind).
     drained(&out).await;
 }
+
+#[tokio::test]
+async fn a_session_without_a_connection_leaves_no_backlog() {
+    // The connection closed between Established and the speaker's taking it up.
+    let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut out = Exporter::spawn(peer, EncodeContext::default(), false, None);
+    for i in 0..100 {
+        out.set(nlri(i), attrs(1));
+    }
+    out.send();
+    tokio::task::yield_now().await;
+    out.set(nlri(100), attrs(1));
+    out.send();
+    drained(&out).await;
+}
